@@ -1,0 +1,1 @@
+"""Harnesses that score the engine on public suites (BFCL, NESTFUL, ParallelQA, GSM8K)."""

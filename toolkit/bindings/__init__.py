@@ -1,0 +1,54 @@
+"""Bindings turn a manifest's actions into callables: python, http, openapi, mcp.
+
+`make_bindings(manifest, base_dir)` returns the manifest (with discovered actions filled in, for
+openapi and mcp) and one ActionBinding per action.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from toolkit.manifest import Manifest
+
+
+class ToolContext(BaseModel):
+    """What a tool function may ask for by declaring a parameter named `ctx`."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    session_id: str = "default"
+    tool: str = ""
+    action: str = ""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    state: dict[str, Any] = Field(default_factory=dict)  # per (session, tool); survives across calls
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class ActionBinding(Protocol):
+    async def invoke(self, arguments: dict[str, Any], ctx: ToolContext) -> Any: ...
+
+
+class BindingError(Exception):
+    """A binding could not be built (module missing, spec unreadable...). Makes the tool unavailable."""
+
+
+def make_bindings(manifest: Manifest, base_dir: Path | None) -> tuple[Manifest, dict[str, ActionBinding]]:
+    kind = manifest.binding.type
+    if kind == "python":
+        from toolkit.bindings.python import python_bindings
+
+        return manifest, python_bindings(manifest)
+    if kind == "http":
+        from toolkit.bindings.http import http_bindings
+
+        return manifest, http_bindings(manifest)
+    if kind == "openapi":
+        from toolkit.bindings.openapi import openapi_bindings
+
+        return openapi_bindings(manifest, base_dir)
+    from toolkit.bindings.mcp import mcp_bindings
+
+    return mcp_bindings(manifest, base_dir)

@@ -1,0 +1,71 @@
+"""The `http` binding: each action is a request to `base_url + route.path`.
+
+Path placeholders (`{id}`) are filled from the arguments; the rest go in the query string (GET,
+DELETE) or a JSON body (POST, PUT, PATCH). Header values expand `${VAR}` from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from toolkit.bindings import ActionBinding, BindingError, ToolContext
+from toolkit.manifest import Manifest, expand_env
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class HttpError(Exception):
+    """The service answered with an error status; the message carries status and body start."""
+
+
+class RequestBinding:
+    def __init__(self, base_url: str, method: str, path: str, headers: dict[str, str]):
+        self.base_url = base_url.rstrip("/")
+        self.method = method.upper()
+        self.path = path if path.startswith("/") else "/" + path
+        self.headers = headers
+
+    async def invoke(self, arguments: dict[str, Any], ctx: ToolContext) -> Any:
+        args = dict(arguments)
+        path = self.path
+        for name in _PLACEHOLDER.findall(self.path):
+            if name not in args:
+                raise ValueError(f"missing path parameter {name!r}")
+            path = path.replace("{" + name + "}", quote(str(args.pop(name)), safe=""))
+        environ = {**os.environ, **ctx.env}
+        headers = {k: expand_env(v, environ) for k, v in self.headers.items()}
+        send_body = self.method in ("POST", "PUT", "PATCH")
+        async with httpx.AsyncClient(timeout=None) as client:
+            response = await client.request(
+                self.method,
+                self.base_url + path,
+                params=None if send_body else {k: _query_value(v) for k, v in args.items()},
+                json=args if send_body else None,
+                headers=headers,
+            )
+        if response.status_code >= 400:
+            raise HttpError(f"HTTP {response.status_code} from {self.method} {path}: {response.text[:300]}")
+        if "json" in response.headers.get("content-type", ""):
+            return response.json()
+        return response.text
+
+
+def _query_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def http_bindings(manifest: Manifest) -> dict[str, ActionBinding]:
+    binding = manifest.binding
+    bindings: dict[str, ActionBinding] = {}
+    for action in manifest.actions:
+        if action.route is None:
+            raise BindingError(f"action {action.name!r} of an http binding needs a `route`")
+        bindings[action.name] = RequestBinding(binding.base_url, action.route.method, action.route.path, binding.headers)  # type: ignore[union-attr]
+    return bindings

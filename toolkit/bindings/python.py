@@ -1,0 +1,47 @@
+"""The `python` binding: one function per action in an importable module.
+
+Sync functions run in a worker thread (so a hung one can be abandoned at its timeout); async ones
+are awaited. A function that declares a parameter named `ctx` receives the ToolContext.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import inspect
+from typing import Any, Callable
+
+from toolkit.bindings import ActionBinding, BindingError, ToolContext
+from toolkit.manifest import Manifest
+
+
+class FunctionBinding:
+    def __init__(self, fn: Callable[..., Any]):
+        self.fn = fn
+        self.wants_ctx = "ctx" in inspect.signature(fn).parameters
+        self.is_async = inspect.iscoroutinefunction(fn)
+
+    async def invoke(self, arguments: dict[str, Any], ctx: ToolContext) -> Any:
+        kwargs = dict(arguments)
+        if self.wants_ctx:
+            kwargs["ctx"] = ctx
+        if self.is_async:
+            return await self.fn(**kwargs)
+        return await asyncio.to_thread(functools.partial(self.fn, **kwargs))
+
+
+def python_bindings(manifest: Manifest) -> dict[str, ActionBinding]:
+    module_name = manifest.binding.module  # type: ignore[union-attr]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BindingError(f"cannot import module {module_name!r}: {exc}") from None
+    bindings: dict[str, ActionBinding] = {}
+    for action in manifest.actions:
+        fn_name = action.function or action.name
+        fn = getattr(module, fn_name, None)
+        if not callable(fn):
+            raise BindingError(f"module {module_name!r} has no function {fn_name!r} for action {action.name!r}")
+        bindings[action.name] = FunctionBinding(fn)
+    return bindings

@@ -1,0 +1,88 @@
+"""`toolkit run TASK`: run one task, showing each step live (model calls, tool calls, observations)."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from toolkit.config import ConfigError, load_config, tool_folders
+from toolkit.registry import ToolRegistry
+from toolkit.runtime.llm import BackendError
+from toolkit.runtime.policy import make_approver
+from toolkit.runtime.trace import write_trace
+from toolkit.types import TraceEvent
+
+err = Console(stderr=True, highlight=False)
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def show_event(task_id: str, e: TraceEvent) -> None:
+    """One line per event, on stderr, so stdout keeps only the answer (or the JSON)."""
+    stamp = f"[dim]{e.t:7.2f}s[/]"
+    if e.kind == "model_call":
+        tokens = f"{e.usage.prompt_tokens}+{e.usage.completion_tokens} tok" if e.usage else ""
+        err.print(f"{stamp} [cyan]model[/] {tokens} {_short(e.text or '')}", markup=True)
+    elif e.kind == "plan" and e.plan is not None:
+        err.print(f"{stamp} [magenta]plan[/] {len(e.plan)} step(s): " + "; ".join(_short(json.dumps(s), 80) for s in e.plan))
+    elif e.kind == "call" and e.call is not None:
+        err.print(f"{stamp} [yellow]call[/] {e.call.name}({_short(json.dumps(e.call.arguments, ensure_ascii=False), 120)})")
+    elif e.kind == "observation" and e.observation is not None:
+        o = e.observation
+        colour = "green" if o.ok else "red"
+        err.print(f"{stamp} [{colour}]observation[/] {o.name}: {_short(o.text)}")
+    elif e.kind in ("replan", "backtrack", "error"):
+        err.print(f"{stamp} [red]{e.kind}[/] {_short(e.text or '')}")
+
+
+def run(
+    task: str = typer.Argument(..., help="The task, in plain words."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="llamacpp:PATH.gguf | hf:REPO/FILE.gguf | openai:MODEL@URL | vllm:MODEL | scripted:FILE. Default: config, TOOLKIT_MODEL, else the embedded model."),
+    tools: Optional[str] = typer.Option(None, "--tools", help="Comma-separated tools or actions to offer (default: all available)."),
+    tools_path: Optional[list[str]] = typer.Option(None, "--tools-path", help="Extra folder of manifests (repeatable)."),
+    planner: str = typer.Option("react", "--planner", "-p", help="react | dag | dfsdt | webqa"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Budget of planner steps (default: config, else 10)."),
+    approve: Optional[str] = typer.Option(None, "--approve", help="Actions with side effects: ask | auto | deny (default: ask on a terminal, deny otherwise)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole result, trace included, as JSON."),
+    trace: Optional[str] = typer.Option(None, "--trace", help="Write the trace to this JSONL file."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print the answer alone: no live steps."),
+) -> None:
+    """Run one task with tools and print the answer. Steps are shown live on stderr."""
+    from toolkit.runtime.agent import Agent
+
+    if approve not in (None, "ask", "auto", "deny"):
+        err.print(f"--approve must be ask, auto or deny, not {approve!r}")
+        raise typer.Exit(2)
+    try:
+        config = load_config()
+        registry = ToolRegistry.default(tool_folders(config, tools_path), tool_settings=config.tools)
+        agent = Agent(
+            model=model,
+            tools=registry,
+            tool_names=[t.strip() for t in tools.split(",") if t.strip()] if tools else None,
+            planner=planner,
+            max_steps=max_steps,
+            approver=make_approver(approve or config.approve, config.tool_overrides),  # type: ignore[arg-type]
+            config=config,
+            on_event=None if (quiet or as_json) else show_event,
+        )
+        result = agent.run(task)
+    except (ConfigError, BackendError, ValueError) as exc:
+        err.print(f"error: {exc}")
+        raise typer.Exit(2) from None
+    if trace:
+        write_trace(result, trace)
+    if as_json:
+        print(result.model_dump_json(indent=2))
+    elif result.status == "ok":
+        print(result.answer)
+    else:
+        err.print(f"[red]{result.status}[/]: {result.error}")
+    if result.status != "ok":
+        raise typer.Exit(1)

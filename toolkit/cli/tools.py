@@ -1,0 +1,155 @@
+"""`toolkit tools ...`: list, show, validate, add and import tool manifests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from toolkit.config import load_config, tool_folders, user_tools_dir
+from toolkit.manifest import ManifestError, load_manifest, manifest_files
+from toolkit.registry import ToolRegistry
+
+app = typer.Typer(help="List, inspect, validate, add and import tools.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+ToolsPath = typer.Option(None, "--tools-path", help="Extra folder or file of manifests (repeatable).")
+
+
+def build_registry(tools_path: list[str] | None) -> ToolRegistry:
+    config = load_config()
+    return ToolRegistry.default(tool_folders(config, tools_path), tool_settings=config.tools)
+
+
+@app.command("list")
+def list_tools(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    tools_path: Optional[list[str]] = ToolsPath,
+) -> None:
+    """List every tool, whether it is available, and why not."""
+    registry = build_registry(tools_path)
+    rows = [
+        {
+            "name": t.name,
+            "version": t.manifest.version,
+            "available": t.available,
+            "reason": t.reason,
+            "source": t.source,
+            "description": t.manifest.description,
+            "actions": [a.name for a in t.manifest.actions],
+        }
+        for t in registry.tools.values()
+    ]
+    if as_json:
+        print(json.dumps({"tools": rows, "errors": [line for e in registry.errors for line in e.lines()]}, indent=2))
+        return
+    table = Table("tool", "available", "actions", "description / reason")
+    for r in rows:
+        table.add_row(
+            r["name"],
+            "[green]yes[/]" if r["available"] else "[red]no[/]",
+            ", ".join(r["actions"]),
+            r["description"] if r["available"] else f"[red]{r['reason']}[/]",
+        )
+    console.print(table)
+    for e in registry.errors:
+        for line in e.lines():
+            err.print(f"[yellow]skipped[/] {line}")
+
+
+@app.command("show")
+def show(name: str, tools_path: Optional[list[str]] = ToolsPath) -> None:
+    """Show one tool's manifest, its source and availability."""
+    registry = build_registry(tools_path)
+    tool = registry.tools.get(name)
+    if tool is None:
+        err.print(f"no tool named {name!r}; see `toolkit tools list`")
+        raise typer.Exit(1)
+    console.print(f"[bold]{tool.name}[/] {tool.manifest.version}  from {tool.source}")
+    console.print("available" if tool.available else f"[red]unavailable: {tool.reason}[/]")
+    console.print(yaml.safe_dump(tool.manifest.model_dump(mode="json", exclude_defaults=True), sort_keys=False))
+
+
+def _validate_paths(paths: list[Path]) -> list[str]:
+    """Lines `file: /pointer: message` for every problem, duplicates across files included."""
+    lines: list[str] = []
+    seen: dict[str, Path] = {}
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(manifest_files(path))
+        elif path.exists():
+            files.append(path)
+        else:
+            lines.append(f"{path}: /: no such file or folder")
+    for file in files:
+        try:
+            manifest = load_manifest(file)
+        except ManifestError as exc:
+            lines.extend(exc.lines())
+            continue
+        if manifest.name in seen:
+            lines.append(f"{file}: /name: tool {manifest.name!r} is already defined by {seen[manifest.name]}")
+        else:
+            seen[manifest.name] = file
+    return lines
+
+
+@app.command("validate")
+def validate(paths: list[Path] = typer.Argument(..., help="Manifest files or folders.")) -> None:
+    """Validate manifests. Exit 2 on any error, one line per error: file, JSON pointer, message."""
+    lines = _validate_paths(paths)
+    for line in lines:
+        print(line)
+    if lines:
+        raise typer.Exit(2)
+    print(f"ok: {sum(len(manifest_files(p)) if p.is_dir() else 1 for p in paths)} manifest(s) valid")
+
+
+@app.command("add")
+def add(path: Path = typer.Argument(..., help="A manifest file to install."), force: bool = typer.Option(False, help="Replace an existing file.")) -> None:
+    """Validate a manifest, then copy it into the user's tool folder."""
+    lines = _validate_paths([path])
+    if lines:
+        for line in lines:
+            print(line)
+        raise typer.Exit(2)
+    manifest = load_manifest(path)
+    registry = build_registry(None)
+    existing = registry.tools.get(manifest.name)
+    target = user_tools_dir() / f"{manifest.name}{path.suffix}"
+    if existing is not None and Path(existing.source).resolve() != target.resolve():
+        err.print(f"a tool named {manifest.name!r} already exists ({existing.source})")
+        raise typer.Exit(2)
+    if target.exists() and not force:
+        err.print(f"{target} exists; pass --force to replace it")
+        raise typer.Exit(1)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, target)
+    print(f"added {manifest.name} -> {target}")
+
+
+@app.command("import")
+def import_plugin(
+    source: str = typer.Argument(..., help="URL or file of an ai-plugin.json (or a site whose /.well-known/ai-plugin.json exists)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where to write the manifest (default: the user's tool folder)."),
+) -> None:
+    """Import a BMTools / ChatGPT plugin (ai-plugin.json + OpenAPI spec) as a manifest."""
+    from toolkit.interop.plugin import PluginImportError, import_plugin as do_import
+
+    try:
+        manifest = do_import(source)
+    except PluginImportError as exc:
+        err.print(f"cannot import {source}: {exc}")
+        raise typer.Exit(2) from None
+    target = out or user_tools_dir() / f"{manifest.name}.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(manifest.model_dump(mode="json", exclude_defaults=True), sort_keys=False))
+    print(f"imported {manifest.name} ({len(manifest.actions)} actions) -> {target}")

@@ -1,0 +1,257 @@
+"""The tool registry: loads manifests from folders, entry points and `@tool` functions, decides
+what is available (and why not), and resolves `tool.action` names to bindings.
+
+A broken or unavailable tool never stops the others from loading: its problem is recorded, in
+`errors` (invalid manifests, duplicate names) or as the tool's `reason` (missing credentials,
+packages or programs).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from toolkit.bindings import ActionBinding, BindingError, make_bindings
+from toolkit.manifest import Action, Manifest, ManifestError, load_manifest, manifest_files
+from toolkit.types import ToolSpec
+
+ENTRY_POINT_GROUP = "toolkit.tools"
+
+
+def builtin_manifest_dir() -> Path:
+    from tool_manifests import MANIFEST_DIR
+
+    return MANIFEST_DIR
+
+
+@dataclass
+class RegisteredTool:
+    manifest: Manifest
+    source: str  # where it came from: a file path, `entry point NAME`, or `@tool module.fn`
+    available: bool = True
+    reason: str | None = None  # why it is unavailable
+    bindings: dict[str, ActionBinding] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)  # manifest defaults merged with user config
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+
+@dataclass
+class ResolvedAction:
+    tool: RegisteredTool
+    action: Action
+    binding: ActionBinding
+
+    @property
+    def qualified_name(self) -> str:
+        return qualified_name(self.tool.name, self.action.name)
+
+
+class UnknownToolError(LookupError):
+    pass
+
+
+class UnavailableToolError(LookupError):
+    pass
+
+
+def qualified_name(tool: str, action: str) -> str:
+    """`tool.action`; just `tool` when the action bears the tool's name (one-function tools)."""
+    return tool if action == tool else f"{tool}.{action}"
+
+
+def split_name(qualified: str) -> tuple[str, str | None]:
+    tool, _, action = qualified.partition(".")
+    return tool, action or None
+
+
+class ToolRegistry:
+    """Tools by name. `ToolRegistry.default()` loads the built-ins, user folders and entry points."""
+
+    def __init__(self, tool_settings: dict[str, dict[str, Any]] | None = None, environ: dict[str, str] | None = None):
+        self.tools: dict[str, RegisteredTool] = {}
+        self.errors: list[ManifestError] = []
+        self.tool_settings = tool_settings or {}
+        self.environ = environ if environ is not None else dict(os.environ)
+
+    @classmethod
+    def default(
+        cls,
+        paths: Iterable[str | Path] = (),
+        *,
+        builtin: bool = True,
+        entry_points: bool = True,
+        tool_settings: dict[str, dict[str, Any]] | None = None,
+    ) -> ToolRegistry:
+        registry = cls(tool_settings=tool_settings)
+        if builtin:
+            registry.load_folder(builtin_manifest_dir())
+        for path in paths:
+            registry.load_path(Path(path))
+        if entry_points:
+            registry.load_entry_points()
+        return registry
+
+    # ---- loading -------------------------------------------------------------------------
+
+    def load_path(self, path: Path) -> None:
+        if path.is_dir():
+            self.load_folder(path)
+        elif path.exists():
+            self.load_file(path)
+        else:
+            self.errors.append(ManifestError(str(path), [("", "no such file or folder")]))
+
+    def load_folder(self, folder: Path) -> None:
+        for path in manifest_files(folder):
+            self.load_file(path)
+
+    def load_file(self, path: Path) -> RegisteredTool | None:
+        try:
+            manifest = load_manifest(path)
+        except ManifestError as exc:
+            self.errors.append(exc)
+            return None
+        return self.add_manifest(manifest, source=str(path), base_dir=path.parent)
+
+    def add_manifest(
+        self,
+        manifest: Manifest,
+        source: str,
+        base_dir: Path | None = None,
+        bindings: dict[str, ActionBinding] | None = None,
+    ) -> RegisteredTool | None:
+        existing = self.tools.get(manifest.name)
+        if existing is not None:
+            self.errors.append(
+                ManifestError(source, [("/name", f"tool {manifest.name!r} is already defined by {existing.source}")])
+            )
+            return None
+        settings = {**manifest.settings, **self.tool_settings.get(manifest.name, {})}
+        tool = RegisteredTool(manifest=manifest, source=source, settings=settings)
+        tool.reason = self._missing_requirements(manifest, settings)
+        if tool.reason is None:
+            try:
+                if bindings is None:
+                    tool.manifest, bindings = make_bindings(manifest, base_dir)
+                tool.bindings = bindings
+            except BindingError as exc:
+                tool.reason = str(exc)
+        tool.available = tool.reason is None
+        self.tools[manifest.name] = tool
+        return tool
+
+    def _missing_requirements(self, manifest: Manifest, settings: dict[str, Any]) -> str | None:
+        missing_env = [v for v in manifest.auth.env if not self.environ.get(v)]
+        if missing_env:
+            return f"missing environment variable(s): {', '.join(missing_env)}"
+        hint = f" ({manifest.requires.install_hint})" if manifest.requires.install_hint else ""
+        missing_mods = [m for m in manifest.requires.python if not _module_exists(m)]
+        if missing_mods:
+            return f"missing Python package(s): {', '.join(missing_mods)}{hint}"
+        # a program's path may be configured as the setting `<program>_path` (e.g. chromium_path)
+        missing_bins = [b for b in manifest.requires.binaries if not _binary_exists(str(settings.get(f"{b}_path") or b))]
+        if missing_bins:
+            return f"missing program(s): {', '.join(missing_bins)}{hint}"
+        return None
+
+    def load_entry_points(self) -> None:
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            source = f"entry point {ep.name} ({ep.value})"
+            try:
+                target = ep.load()
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the others
+                self.errors.append(ManifestError(source, [("", f"cannot load: {exc}")]))
+                continue
+            self._add_entry_point_target(target, source)
+
+    def _add_entry_point_target(self, target: Any, source: str) -> None:
+        if callable(target) and not hasattr(target, "__toolkit_manifest__") and not isinstance(target, type):
+            target = target()  # a factory returning a path, manifest or functions
+        items = target if isinstance(target, (list, tuple)) else [target]
+        for item in items:
+            if isinstance(item, (str, Path)):
+                self.load_path(Path(item))
+            elif isinstance(item, Manifest):
+                self.add_manifest(item, source=source)
+            elif hasattr(item, "__toolkit_manifest__"):
+                self.add_function(item)
+            else:
+                self.errors.append(ManifestError(source, [("", f"unsupported entry point value {type(item).__name__}")]))
+
+    def add_function(self, fn: Callable[..., Any], *, name: str | None = None) -> RegisteredTool | None:
+        """Register a plain or `@tool`-decorated function as a one-action tool."""
+        from toolkit.decorators import function_manifest
+        from toolkit.bindings.python import FunctionBinding
+
+        manifest = getattr(fn, "__toolkit_manifest__", None) or function_manifest(fn, name=name)
+        source = f"@tool {fn.__module__}.{fn.__qualname__}"
+        return self.add_manifest(manifest, source=source, bindings={manifest.actions[0].name: FunctionBinding(fn)})
+
+    # ---- lookup --------------------------------------------------------------------------
+
+    def available(self) -> list[RegisteredTool]:
+        return [t for t in self.tools.values() if t.available]
+
+    def resolve(self, qualified_name: str) -> ResolvedAction:
+        """`tool.action` (or `tool` alone for a one-action tool) to its binding."""
+        tool_name, action_name = split_name(qualified_name)
+        tool = self.tools.get(tool_name)
+        if tool is None:
+            raise UnknownToolError(f"no tool named {tool_name!r}; known: {', '.join(sorted(self.tools)) or 'none'}")
+        if not tool.available:
+            raise UnavailableToolError(f"tool {tool_name!r} is unavailable: {tool.reason}")
+        if action_name is None:
+            only = tool.manifest.actions[0].name if len(tool.manifest.actions) == 1 else None
+            action_name = only or (tool_name if tool.manifest.action(tool_name) else None)
+        action = tool.manifest.action(action_name or "")
+        if action is None:
+            names = ", ".join(qualified_name(tool_name, a.name) for a in tool.manifest.actions)
+            raise UnknownToolError(f"tool {tool_name!r} has no action {action_name!r}; it has: {names}")
+        return ResolvedAction(tool=tool, action=action, binding=tool.bindings[action.name])
+
+    def specs(self, names: Iterable[str] | None = None) -> list[ToolSpec]:
+        """Function schemas of available actions; `names` picks tools (`math`) or actions (`math.solve`)."""
+        wanted = set(names) if names is not None else None
+        out: list[ToolSpec] = []
+        for tool in self.available():
+            for action in tool.manifest.actions:
+                qualified = qualified_name(tool.name, action.name)
+                if wanted is not None and tool.name not in wanted and qualified not in wanted:
+                    continue
+                out.append(action_spec(tool.manifest, action))
+        return out
+
+    def to_openai(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        from toolkit.interop.openai_schema import to_openai_tools
+
+        return to_openai_tools(self.specs(names))
+
+
+def action_spec(manifest: Manifest, action: Action) -> ToolSpec:
+    return ToolSpec(
+        name=qualified_name(manifest.name, action.name),
+        description=action.description,
+        parameters=action.input_schema,
+        examples=[e.model_dump() for e in action.examples],
+    )
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _binary_exists(name: str) -> bool:
+    if os.path.isabs(name):
+        return os.access(name, os.X_OK)
+    return shutil.which(name) is not None

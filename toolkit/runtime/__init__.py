@@ -1,0 +1,1 @@
+"""The runtime: executor, agent loop, batch runner, traces, sandbox and model backends."""

@@ -1,0 +1,166 @@
+"""The Agent: a model, a registry of tools and a planner, run on tasks.
+
+One async core (`arun`); `run` is its sync edge. Every result carries its steps, observations,
+token usage, timings and trace, whatever happened: a task always returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any, AsyncIterator, Callable, Iterable
+
+from toolkit.config import Config, load_config, tool_folders
+from toolkit.planner import Planner, make_planner
+from toolkit.registry import ToolRegistry
+from toolkit.runtime.context import MaxStepsReached, PlannerError, RunContext
+from toolkit.runtime.executor import Approver, Executor
+from toolkit.runtime.llm import Backend, BackendError, load_backend
+from toolkit.runtime.trace import EventSink, TraceRecorder
+from toolkit.types import TaskResult, ToolSpec, TraceEvent
+
+
+class Agent:
+    """Run tasks with tools.
+
+    model: a model string (`llamacpp:...`, `openai:MODEL@URL`, `scripted:FILE`, ...) or a Backend;
+        None takes the config's model, else the embedded default.
+    tools: a ToolRegistry, or functions to register (with the built-ins), or None for the default.
+    tool_names: restrict the tools offered to these tools (`math`) or actions (`math.solve`).
+    planner: `react`, `dag`, `dfsdt`, `webqa` or a Planner instance.
+    approver: decides on actions annotated destructive or open_world; None lets them run.
+    """
+
+    def __init__(
+        self,
+        model: str | Backend | None = None,
+        tools: ToolRegistry | Iterable[Callable[..., Any]] | None = None,
+        *,
+        tool_names: list[str] | None = None,
+        planner: str | Planner = "react",
+        planner_options: dict[str, Any] | None = None,
+        max_steps: int | None = None,
+        approver: Approver | None = None,
+        config: Config | None = None,
+        on_event: Callable[[str, TraceEvent], None] | None = None,
+        executor_options: dict[str, Any] | None = None,
+    ):
+        self.config = config or load_config()
+        if isinstance(tools, ToolRegistry):
+            self.registry = tools
+        else:
+            self.registry = ToolRegistry.default(tool_folders(self.config), tool_settings=self.config.tools)
+            for fn in tools or ():
+                self.registry.add_function(fn)
+        self._model = model if model is not None else self.config.model
+        self._backend: Backend | None = model if not isinstance(model, (str, type(None))) else None
+        self.tool_names = tool_names
+        self.planner = make_planner(planner, **(planner_options or {}))
+        self.max_steps = max_steps or self.config.max_steps
+        self.on_event = on_event
+        self.executor = Executor(self.registry, approver=approver, **(executor_options or {}))
+
+    @property
+    def model_name(self) -> str:
+        if isinstance(self._model, str):
+            return self._model
+        return getattr(self._backend, "name", "default")
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = load_backend(self._model if isinstance(self._model, str) else None)
+        return self._backend
+
+    def tool_specs(self, task: str) -> list[ToolSpec]:
+        return self.registry.specs(self.tool_names)
+
+    async def arun(self, task: str, task_id: str | None = None) -> TaskResult:
+        task_id = task_id or uuid.uuid4().hex[:12]
+        sink: EventSink | None = (lambda e: self.on_event(task_id, e)) if self.on_event else None  # type: ignore[misc]
+        trace = TraceRecorder(sink)
+        result = TaskResult(task_id=task_id, task=task, planner=self.planner.name, model=self.model_name)
+        started = time.perf_counter()
+        trace.emit("task_start", text=task)
+        ctx: RunContext | None = None
+        try:
+            ctx = RunContext(
+                task=task,
+                task_id=task_id,
+                registry=self.registry,
+                backend=self.backend,
+                executor=self.executor,
+                tools=self.tool_specs(task),
+                trace=trace,
+                max_steps=self.max_steps,
+                session_id=task_id,
+            )
+            result.answer = await self.planner.run(ctx)
+            trace.emit("answer", text=result.answer)
+        except MaxStepsReached as exc:
+            result.status, result.error = "max_steps", str(exc)
+        except asyncio.CancelledError:
+            result.status, result.error = "cancelled", "the task was cancelled"
+            trace.emit("error", text=result.error)
+            self._finish(result, ctx, trace, started)
+            raise
+        except (PlannerError, BackendError) as exc:
+            result.status, result.error = "error", str(exc)
+        except Exception as exc:  # noqa: BLE001 - a task always returns; the error is on its result
+            result.status, result.error = "error", f"{type(exc).__name__}: {exc}"
+        if result.error:
+            trace.emit("error", text=result.error)
+        self._finish(result, ctx, trace, started)
+        return result
+
+    def _finish(self, result: TaskResult, ctx: RunContext | None, trace: TraceRecorder, started: float) -> None:
+        if ctx is not None:
+            result.steps, result.usage = ctx.steps, ctx.usage
+        result.wall_s = time.perf_counter() - started
+        trace.emit("task_end", usage=result.usage, text=result.status)
+        result.trace = trace.events
+
+    def run(self, task: str, task_id: str | None = None) -> TaskResult:
+        """Sync edge of `arun`. Closes the backend afterwards: keep one event loop per Agent."""
+
+        async def once() -> TaskResult:
+            try:
+                return await self.arun(task, task_id)
+            finally:
+                await self.aclose()
+
+        return asyncio.run(once())
+
+    async def arun_many(self, tasks: Iterable[str | tuple[str, str]], concurrency: int = 8) -> AsyncIterator[TaskResult]:
+        """Yield results as tasks finish; at most `concurrency` in flight. Items: task or (id, task)."""
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def one(item: str | tuple[str, str]) -> TaskResult:
+            task_id, task = item if isinstance(item, tuple) else (None, item)
+            async with semaphore:
+                return await self.arun(task, task_id)
+
+        pending = [asyncio.ensure_future(one(item)) for item in tasks]
+        try:
+            for future in asyncio.as_completed(pending):
+                yield await future
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def run_many(self, tasks: Iterable[str | tuple[str, str]], concurrency: int = 8) -> list[TaskResult]:
+        async def collect() -> list[TaskResult]:
+            try:
+                return [r async for r in self.arun_many(tasks, concurrency)]
+            finally:
+                await self.aclose()
+
+        return asyncio.run(collect())
+
+    async def aclose(self) -> None:
+        await self.executor.aclose()
+        if self._backend is not None:
+            await self._backend.aclose()
+            if isinstance(self._model, str):
+                self._backend = None  # built from a string: rebuilt on next use

@@ -1,0 +1,85 @@
+"""The run context: everything a planner may use during one task, and nothing more.
+
+A planner never calls a tool or a model directly: it asks the context, which traces the call,
+counts tokens, applies the executor's policy and keeps the steps of the result.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolkit.registry import ToolRegistry
+from toolkit.runtime.executor import Executor
+from toolkit.runtime.llm.base import Backend
+from toolkit.runtime.trace import TraceRecorder
+from toolkit.types import LLMRequest, LLMResponse, Observation, Step, ToolCall, ToolSpec, Usage
+
+
+class MaxStepsReached(Exception):
+    """The planner used its budget of steps without an answer."""
+
+
+class PlannerError(Exception):
+    """The planner cannot go on (e.g. the backend failed for good)."""
+
+
+@dataclass
+class RunContext:
+    task: str
+    task_id: str
+    registry: ToolRegistry
+    backend: Backend
+    executor: Executor
+    tools: list[ToolSpec]  # the actions offered for this task
+    trace: TraceRecorder
+    max_steps: int = 10
+    session_id: str = "default"
+    steps: list[Step] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    options: dict[str, Any] = field(default_factory=dict)  # planner-specific settings
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        self.trace.emit(kind, **fields)
+
+    async def generate(self, request: LLMRequest, *, step: int | None = None, node: str | None = None) -> LLMResponse:
+        response = await self.backend.generate(request)
+        self.usage = self.usage + response.usage
+        self.emit(
+            "model_call",
+            step=step,
+            node=node,
+            text=response.text or None,
+            usage=response.usage,
+            timings=response.timings,
+        )
+        return response
+
+    async def execute(self, calls: list[ToolCall], *, step: int | None = None, node: str | None = None) -> list[Observation]:
+        for call in calls:
+            self.emit("call", step=step, call=call, node=node)
+        observations = await self.executor.execute_many(calls, self.session_id)
+        for obs in observations:
+            self.emit("observation", step=step, observation=obs, node=node)
+        return observations
+
+    async def execute_one(self, call: ToolCall, *, step: int | None = None, node: str | None = None) -> Observation:
+        self.emit("call", step=step, call=call, node=node)
+        obs = await self.executor.execute(call, self.session_id)
+        self.emit("observation", step=step, observation=obs, node=node)
+        return obs
+
+    def new_step(self) -> Step:
+        if len(self.steps) >= self.max_steps:
+            raise MaxStepsReached(f"no answer after {self.max_steps} steps")
+        step = Step(index=len(self.steps))
+        self.steps.append(step)
+        return step
+
+    def record(self, step: Step, thought: str, calls: list[ToolCall], observations: list[Observation], usage: Usage, started: float) -> None:
+        step.thought = thought
+        step.calls = calls
+        step.observations = observations
+        step.usage = usage
+        step.duration_s = time.perf_counter() - started

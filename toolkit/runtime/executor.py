@@ -1,0 +1,170 @@
+"""The executor runs tool calls safely: arguments validated before the call, a timeout per action,
+retries only for idempotent actions, long output truncated with a marker, approval for actions
+with side effects, many calls at once under a limit. Every outcome is an Observation; only
+cancellation escapes (it must, so that cancelling a task stops its calls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any, Awaitable, Callable
+
+from jsonschema import Draft202012Validator
+
+from toolkit.bindings import ToolContext
+from toolkit.registry import ResolvedAction, ToolRegistry, UnavailableToolError, UnknownToolError
+from toolkit.types import ErrorCode, Observation, ToolCall
+
+# Decides whether a call may run: True runs it; False (or a string, the reason) refuses it.
+Approver = Callable[[ToolCall, ResolvedAction], Awaitable[bool | str]]
+TRUNCATION_MARKER = "\n[... output truncated: {omitted} of {total} characters omitted ...]"
+
+
+def needs_approval(resolved: ResolvedAction) -> bool:
+    a = resolved.action.annotations
+    return a.destructive or a.open_world
+
+
+def render_content(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, bytes):
+        return content.decode("utf-8", errors="replace")
+    try:
+        return json.dumps(content, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return repr(content)
+
+
+class Executor:
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        *,
+        max_concurrency: int = 16,
+        max_output_chars: int = 8000,
+        max_retries: int = 1,
+        retry_backoff_s: float = 0.2,
+        approver: Approver | None = None,
+        redact: Callable[[str], str] | None = None,
+    ):
+        self.registry = registry
+        self.max_output_chars = max_output_chars
+        self.max_retries = max_retries
+        self.retry_backoff_s = retry_backoff_s
+        self.approver = approver
+        self.redact = redact or (lambda s: s)
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._validators: dict[str, Draft202012Validator] = {}
+        self._state: dict[tuple[str, str], dict[str, Any]] = {}  # (session, tool) -> state
+
+    def _validator(self, resolved: ResolvedAction) -> Draft202012Validator:
+        key = resolved.qualified_name
+        if key not in self._validators:
+            self._validators[key] = Draft202012Validator(resolved.action.input_schema)
+        return self._validators[key]
+
+    def _fail(self, call: ToolCall, code: ErrorCode, message: str, started: float, attempts: int = 1) -> Observation:
+        message = self.redact(message)
+        return Observation(
+            call_id=call.id,
+            name=call.name,
+            ok=False,
+            error=code,
+            message=message,
+            text=f"error ({code.value}): {message}",
+            duration_s=time.perf_counter() - started,
+            attempts=attempts,
+        )
+
+    async def execute_many(self, calls: list[ToolCall], session_id: str = "default") -> list[Observation]:
+        return list(await asyncio.gather(*(self.execute(c, session_id) for c in calls)))
+
+    async def execute(self, call: ToolCall, session_id: str = "default") -> Observation:
+        started = time.perf_counter()
+        try:
+            resolved = self.registry.resolve(call.name)
+        except UnknownToolError as exc:
+            return self._fail(call, ErrorCode.unknown_tool, str(exc), started)
+        except UnavailableToolError as exc:
+            return self._fail(call, ErrorCode.unavailable, str(exc), started)
+        if not isinstance(call.arguments, dict):
+            return self._fail(call, ErrorCode.invalid_arguments, "arguments must be a JSON object", started)
+        errors = sorted(self._validator(resolved).iter_errors(call.arguments), key=lambda e: list(e.path))
+        if errors:
+            detail = "; ".join(f"{'/'.join(map(str, e.path)) or '(arguments)'}: {e.message}" for e in errors[:5])
+            return self._fail(call, ErrorCode.invalid_arguments, detail, started)
+        if self.approver is not None and needs_approval(resolved):
+            verdict = await self.approver(call, resolved)
+            if verdict is not True:
+                reason = verdict if isinstance(verdict, str) else "the approval policy refused this action"
+                return self._fail(call, ErrorCode.denied, reason, started)
+        ctx = ToolContext(
+            session_id=session_id,
+            tool=resolved.tool.name,
+            action=resolved.action.name,
+            settings=resolved.tool.settings,
+            state=self._state.setdefault((session_id, resolved.tool.name), {}),
+        )
+        async with self._semaphore:
+            return await self._invoke_with_retries(call, resolved, ctx, started)
+
+    async def _invoke_with_retries(self, call: ToolCall, resolved: ResolvedAction, ctx: ToolContext, started: float) -> Observation:
+        retries = self.max_retries if resolved.action.annotations.idempotent else 0
+        timeout = resolved.action.timeout_s
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                content = await asyncio.wait_for(resolved.binding.invoke(call.arguments, ctx), timeout)
+            except asyncio.TimeoutError:
+                code, message = ErrorCode.timeout, f"no result after {timeout:g} s; the call was cut off"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a tool's failure is data for the model
+                code, message = ErrorCode.tool_error, f"{type(exc).__name__}: {exc}"
+            else:
+                return self._success(call, content, started, attempt)
+            if attempt > retries:
+                return self._fail(call, code, message, started, attempt)
+            await asyncio.sleep(self.retry_backoff_s * attempt)
+
+    def _success(self, call: ToolCall, content: Any, started: float, attempts: int) -> Observation:
+        text = self.redact(render_content(content))
+        truncated = len(text) > self.max_output_chars
+        if truncated:
+            total = len(text)
+            text = text[: self.max_output_chars] + TRUNCATION_MARKER.format(omitted=total - self.max_output_chars, total=total)
+            content = text
+        return Observation(
+            call_id=call.id,
+            name=call.name,
+            ok=True,
+            content=_json_safe(content, text),
+            text=text,
+            truncated=truncated,
+            duration_s=time.perf_counter() - started,
+            attempts=attempts,
+        )
+
+    async def aclose(self) -> None:
+        """Let tools release per-session resources (a browser, say) that they kept in their state."""
+        for state in self._state.values():
+            closer = state.get("__close__")
+            if closer is not None:
+                result = closer()
+                if asyncio.iscoroutine(result):
+                    await result
+        self._state.clear()
+
+
+def _json_safe(content: Any, text: str) -> Any:
+    """Keep structured results structured when they survive JSON; otherwise keep the text."""
+    if content is None or isinstance(content, (str, int, float, bool)):
+        return content if not isinstance(content, str) else text
+    try:
+        return json.loads(json.dumps(content))
+    except (TypeError, ValueError):
+        return text

@@ -1,0 +1,46 @@
+"""Model strings pick a backend: `llamacpp:PATH.gguf`, `hf:REPO/FILE.gguf`, `vllm:MODEL`,
+`openai:MODEL@BASE_URL`, `langchain:module:attr`, `scripted:FILE`. No string: the embedded default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from toolkit.runtime.llm.base import Backend, BackendError
+
+KINDS = ("llamacpp", "hf", "vllm", "openai", "langchain", "scripted")
+DEFAULT_MODEL = "llamacpp:default"
+
+
+def parse_model_string(model: str | None) -> tuple[str, str]:
+    """Split `kind:target`. Raises BackendError with the accepted forms on anything else."""
+    if not model:
+        model = DEFAULT_MODEL
+    kind, sep, target = model.partition(":")
+    if not sep or kind not in KINDS:
+        forms = ", ".join(f"{k}:..." for k in KINDS)
+        raise BackendError(f"unknown model string {model!r}; expected one of {forms}")
+    return kind, target
+
+
+def load_backend(model: str | None = None, **options: Any) -> Backend:
+    kind, target = parse_model_string(model)
+    if kind == "scripted":
+        from toolkit.runtime.llm.scripted import ScriptedBackend
+
+        return ScriptedBackend.from_file(target)
+    if kind in ("llamacpp", "hf"):
+        from toolkit.runtime.llm.llamacpp import LlamaCppBackend
+
+        return LlamaCppBackend.from_model_string(kind, target, **options)
+    if kind == "openai":
+        from toolkit.runtime.llm.openai import OpenAIBackend
+
+        return OpenAIBackend.from_target(target, **options)
+    if kind == "vllm":
+        from toolkit.runtime.llm.vllm import VLLMBackend
+
+        return VLLMBackend.from_model(target, **options)
+    from toolkit.runtime.llm.langchain import LangChainBackend
+
+    return LangChainBackend.from_target(target, **options)

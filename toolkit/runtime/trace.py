@@ -1,0 +1,56 @@
+"""Traces: the events of one task, recorded as they happen, written as JSONL.
+
+A trace file holds one JSON object per line: TraceEvent dumps, each with a `task_id` added, so one
+file can hold the traces of many tasks (a batch) and still be split back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from toolkit.types import TaskResult, TraceEvent
+
+EventSink = Callable[[TraceEvent], None]
+
+
+class TraceRecorder:
+    def __init__(self, sink: EventSink | None = None):
+        self.started = time.perf_counter()
+        self.events: list[TraceEvent] = []
+        self.sink = sink
+
+    def emit(self, kind: str, **fields: Any) -> TraceEvent:
+        event = TraceEvent(kind=kind, t=round(time.perf_counter() - self.started, 6), **fields)  # type: ignore[arg-type]
+        self.events.append(event)
+        if self.sink is not None:
+            self.sink(event)
+        return event
+
+
+def write_trace(result: TaskResult, path: str | Path, append: bool = False) -> None:
+    with open(path, "a" if append else "w", encoding="utf-8") as f:
+        for event in result.trace:
+            f.write(json.dumps({"task_id": result.task_id, **event.model_dump(mode="json", exclude_none=True)}) + "\n")
+
+
+def read_trace(path: str | Path) -> dict[str, list[TraceEvent]]:
+    """Events by task id, in file order. Accepts a trace JSONL or a TaskResult JSON (`run --json`)."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        whole = None  # JSONL: many objects
+    if isinstance(whole, dict) and "trace" in whole:
+        result = TaskResult.model_validate(whole)
+        return {result.task_id: result.trace}
+    by_task: dict[str, list[TraceEvent]] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        data = json.loads(line)
+        task_id = data.pop("task_id", "task")
+        by_task.setdefault(task_id, []).append(TraceEvent.model_validate(data))
+    return by_task
