@@ -35,6 +35,11 @@ class BindingError(Exception):
     """A binding could not be built (module missing, spec unreadable...). Makes the tool unavailable."""
 
 
+class ToolInputError(ValueError):
+    """Raised by a tool whose arguments pass the schema but can't be used (an unparseable or unsafe
+    expression, an unknown unit...). The executor reports it as `invalid_arguments`, not retried."""
+
+
 def make_bindings(manifest: Manifest, base_dir: Path | None) -> tuple[Manifest, dict[str, ActionBinding]]:
     kind = manifest.binding.type
     if kind == "python":

@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable
 
 from jsonschema import Draft202012Validator
 
-from toolkit.bindings import ToolContext
+from toolkit.bindings import ToolContext, ToolInputError
 from toolkit.registry import ResolvedAction, ToolRegistry, UnavailableToolError, UnknownToolError
 from toolkit.types import ErrorCode, Observation, ToolCall
 
@@ -123,6 +123,8 @@ class Executor:
                 code, message = ErrorCode.timeout, f"no result after {timeout:g} s; the call was cut off"
             except asyncio.CancelledError:
                 raise
+            except ToolInputError as exc:  # the model must change its arguments: retrying is pointless
+                return self._fail(call, ErrorCode.invalid_arguments, str(exc), started, attempt)
             except Exception as exc:  # noqa: BLE001 - a tool's failure is data for the model
                 code, message = ErrorCode.tool_error, f"{type(exc).__name__}: {exc}"
             else:
