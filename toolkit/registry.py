@@ -200,9 +200,9 @@ class ToolRegistry:
     def available(self) -> list[RegisteredTool]:
         return [t for t in self.tools.values() if t.available]
 
-    def resolve(self, qualified_name: str) -> ResolvedAction:
+    def resolve(self, name: str) -> ResolvedAction:
         """`tool.action` (or `tool` alone for a one-action tool) to its binding."""
-        tool_name, action_name = split_name(qualified_name)
+        tool_name, action_name = split_name(name)
         tool = self.tools.get(tool_name)
         if tool is None:
             raise UnknownToolError(f"no tool named {tool_name!r}; known: {', '.join(sorted(self.tools)) or 'none'}")

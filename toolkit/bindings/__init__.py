@@ -9,22 +9,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from dataclasses import dataclass, field
 
 from toolkit.manifest import Manifest
 
 
-class ToolContext(BaseModel):
-    """What a tool function may ask for by declaring a parameter named `ctx`."""
+@dataclass
+class ToolContext:
+    """What a tool function may ask for by declaring a parameter named `ctx`.
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    A dataclass, not a pydantic model: `state` must be the executor's own dict (validation would
+    copy it, and the state would not survive to the next call).
+    """
 
     session_id: str = "default"
     tool: str = ""
     action: str = ""
-    settings: dict[str, Any] = Field(default_factory=dict)
-    state: dict[str, Any] = Field(default_factory=dict)  # per (session, tool); survives across calls
-    env: dict[str, str] = Field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)  # per (session, tool); survives across calls
+    env: dict[str, str] = field(default_factory=dict)
 
 
 class ActionBinding(Protocol):

@@ -1,12 +1,11 @@
 """The `python` binding: one function per action in an importable module.
 
-Sync functions run in a worker thread (so a hung one can be abandoned at its timeout); async ones
+Sync functions run in a daemon thread (so a hung one can be abandoned at its timeout); async ones
 are awaited. A function that declares a parameter named `ctx` receives the ToolContext.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import importlib
 import inspect
@@ -14,6 +13,7 @@ from typing import Any, Callable
 
 from toolkit.bindings import ActionBinding, BindingError, ToolContext
 from toolkit.manifest import Manifest
+from toolkit.runtime.threads import run_in_thread
 
 
 class FunctionBinding:
@@ -28,7 +28,7 @@ class FunctionBinding:
             kwargs["ctx"] = ctx
         if self.is_async:
             return await self.fn(**kwargs)
-        return await asyncio.to_thread(functools.partial(self.fn, **kwargs))
+        return await run_in_thread(functools.partial(self.fn, **kwargs))
 
 
 def python_bindings(manifest: Manifest) -> dict[str, ActionBinding]:
