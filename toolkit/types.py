@@ -178,6 +178,19 @@ class TraceEvent(BaseModel):
     parent: str | None = None
 
 
+class TaskInput(BaseModel):
+    """One task of a batch: what `Agent.arun_many` accepts besides a plain string, and one line of a
+    batch's task file. `tools` and `max_steps` override the agent's for this task alone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = None
+    task: str
+    tools: list[str] | None = None
+    max_steps: int | None = Field(default=None, ge=1)
+    metadata: dict[str, Any] | None = None  # the caller's own data, copied to the result line
+
+
 TaskStatus = Literal["ok", "error", "max_steps", "cancelled"]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import Any, AsyncIterator, Callable, Iterable
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
 from toolkit.config import Config, load_config, tool_folders
 from toolkit.planner import Planner, make_planner
@@ -18,7 +18,10 @@ from toolkit.runtime.context import MaxStepsReached, PlannerError, RunContext
 from toolkit.runtime.executor import Approver, Executor
 from toolkit.runtime.llm import Backend, BackendError, load_backend
 from toolkit.runtime.trace import EventSink, TraceRecorder
-from toolkit.types import TaskResult, ToolSpec, TraceEvent
+from toolkit.runtime.concurrency import bounded_as_completed
+from toolkit.types import TaskInput, TaskResult, ToolSpec, TraceEvent
+
+TaskItem = str | tuple[str, str] | TaskInput  # a task, (id, task), or a TaskInput with per-task options
 
 
 class Agent:
@@ -73,10 +76,13 @@ class Agent:
             self._backend = load_backend(self._model if isinstance(self._model, str) else None)
         return self._backend
 
-    def tool_specs(self, task: str) -> list[ToolSpec]:
-        return self.registry.specs(self.tool_names)
+    def tool_specs(self, task: str, tool_names: list[str] | None = None) -> list[ToolSpec]:
+        return self.registry.specs(tool_names if tool_names is not None else self.tool_names)
 
-    async def arun(self, task: str, task_id: str | None = None) -> TaskResult:
+    async def arun(
+        self, task: str, task_id: str | None = None, *, tool_names: list[str] | None = None, max_steps: int | None = None
+    ) -> TaskResult:
+        """Run one task. `tool_names` and `max_steps` override the agent's for this task alone."""
         task_id = task_id or uuid.uuid4().hex[:12]
         sink: EventSink | None = (lambda e: self.on_event(task_id, e)) if self.on_event else None  # type: ignore[misc]
         trace = TraceRecorder(sink)
@@ -91,9 +97,9 @@ class Agent:
                 registry=self.registry,
                 backend=self.backend,
                 executor=self.executor,
-                tools=self.tool_specs(task),
+                tools=self.tool_specs(task) if tool_names is None else self.tool_specs(task, tool_names),
                 trace=trace,
-                max_steps=self.max_steps,
+                max_steps=max_steps or self.max_steps,
                 session_id=task_id,
             )
             result.answer = await self.planner.run(ctx)
@@ -132,31 +138,41 @@ class Agent:
 
         return asyncio.run(once())
 
-    async def arun_many(self, tasks: Iterable[str | tuple[str, str]], concurrency: int = 8) -> AsyncIterator[TaskResult]:
-        """Yield results as tasks finish; at most `concurrency` in flight. Items: task or (id, task)."""
-        semaphore = asyncio.Semaphore(concurrency)
+    async def arun_many(self, tasks: Iterable[TaskItem], concurrency: int = 8) -> AsyncIterator[TaskResult]:
+        """Yield results as tasks finish, at most `concurrency` in flight.
 
-        async def one(item: str | tuple[str, str]) -> TaskResult:
+        Items: a task, (id, task), or a TaskInput. They are drawn from `tasks` lazily, as slots
+        free, so a generator over a huge file is never held in memory whole.
+        """
+
+        async def one(item: TaskItem) -> TaskResult:
+            if isinstance(item, TaskInput):
+                return await self.arun(item.task, item.id, tool_names=item.tools, max_steps=item.max_steps)
             task_id, task = item if isinstance(item, tuple) else (None, item)
-            async with semaphore:
-                return await self.arun(task, task_id)
+            return await self.arun(task, task_id)
 
-        pending = [asyncio.ensure_future(one(item)) for item in tasks]
+        async for result in bounded_as_completed(tasks, one, concurrency):
+            yield result
+
+    def run_many(self, tasks: Iterable[TaskItem], concurrency: int = 8) -> Iterator[TaskResult]:
+        """Sync edge of `arun_many`: a generator of results as they finish (`list(...)` to collect).
+
+        Runs its own event loop, stepped once per result; closing the generator early cancels the
+        tasks in flight and closes the backend.
+        """
+        loop = asyncio.new_event_loop()
+        results = self.arun_many(tasks, concurrency)
         try:
-            for future in asyncio.as_completed(pending):
-                yield await future
+            while True:
+                try:
+                    yield loop.run_until_complete(results.__anext__())
+                except StopAsyncIteration:
+                    break
         finally:
-            for future in pending:
-                future.cancel()
-
-    def run_many(self, tasks: Iterable[str | tuple[str, str]], concurrency: int = 8) -> list[TaskResult]:
-        async def collect() -> list[TaskResult]:
-            try:
-                return [r async for r in self.arun_many(tasks, concurrency)]
-            finally:
-                await self.aclose()
-
-        return asyncio.run(collect())
+            loop.run_until_complete(results.aclose())
+            loop.run_until_complete(self.aclose())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
 
     async def aclose(self) -> None:
         await self.executor.aclose()
