@@ -5,7 +5,7 @@ Batching lives inside a backend: many agents awaiting `generate` at once is what
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import AsyncIterator, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -31,3 +31,29 @@ class Backend(Protocol):
     async def generate(self, request: LLMRequest) -> LLMResponse: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class StreamingBackend(Protocol):
+    """Optional: a backend that can yield its text as it is decoded (used by the DAG planner to
+    dispatch plan steps before the plan is complete). Yields text chunks; it may end with one
+    LLMResponse carrying the whole text, usage and timings. Check with `supports_streaming`."""
+
+    def stream(self, request: LLMRequest) -> AsyncIterator[str | LLMResponse]: ...
+
+
+@runtime_checkable
+class ScoringBackend(Protocol):
+    """Optional: a backend that ranks candidate continuations of the request's prompt by their
+    log-likelihood (higher is likelier). Advertised by `capabilities.scoring`."""
+
+    async def score(self, request: LLMRequest, candidates: list[str]) -> list[float]: ...
+
+
+def supports_streaming(backend: object) -> bool:
+    return callable(getattr(backend, "stream", None))
+
+
+def supports_scoring(backend: object) -> bool:
+    caps = getattr(backend, "capabilities", None)
+    return bool(getattr(caps, "scoring", False)) and callable(getattr(backend, "score", None))

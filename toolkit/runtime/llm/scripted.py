@@ -16,6 +16,13 @@ File format (YAML or JSON; a `.jsonl` file is a list, one response a line):
 
 A response may also carry `delay_s` (sleep before answering, to stand in for decoding time) and
 `usage` ({prompt_tokens, completion_tokens}). Past the end of a script the last response repeats.
+
+A script may also carry `match_last`: a regular expression that the request's last message must
+match as well (e.g. to answer a planner's joiner prompt differently from its planning prompt).
+
+`stream(request)` yields a response's text in chunks of `chunk_chars` characters (default 16),
+sleeping `chunk_delay_s` before each, then one LLMResponse with the whole text and usage: it
+stands in for a model decoding a long output (a plan) token by token.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, AsyncIterator, Literal
 
 import yaml
 from pydantic import BaseModel, Field
@@ -39,10 +46,14 @@ class ScriptedResponse(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     delay_s: float = 0.0
     usage: Usage | None = None
+    chunk_chars: int = Field(default=16, ge=1)  # stream(): characters per chunk
+    chunk_delay_s: float = 0.0  # stream(): sleep before each chunk
+    parse_error: str | None = None  # stands in for a model output that could not become calls
 
 
 class Script(BaseModel):
     match: str | None = None
+    match_last: str | None = None  # also required of the last message's content, when given
     responses: list[ScriptedResponse]
 
 
@@ -70,7 +81,10 @@ class ScriptedBackend:
         )
         if not self.script.scripts and not self.script.default:
             raise BackendError("scripted backend: the script holds no responses")
-        self._patterns = [(re.compile(s.match or ".*", re.S), s) for s in self.script.scripts]
+        self._patterns = [
+            (re.compile(s.match or ".*", re.S), re.compile(s.match_last, re.S) if s.match_last else None, s)
+            for s in self.script.scripts
+        ]
         self._cursors: dict[int, int] = {}
         self.requests: list[LLMRequest] = []  # what was asked, for tests that inspect prompts
         self.record_requests = False
@@ -92,15 +106,15 @@ class ScriptedBackend:
 
     def _responses_for(self, request: LLMRequest) -> list[ScriptedResponse]:
         task = next((m.content for m in request.messages if m.role == "user"), "")
-        for pattern, script in self._patterns:
-            if pattern.search(task):
+        last = request.messages[-1].content if request.messages else ""
+        for pattern, last_pattern, script in self._patterns:
+            if pattern.search(task) and (last_pattern is None or last_pattern.search(last)):
                 return script.responses
         if not self.script.default:
             raise BackendError(f"scripted backend: no script matches the task {task[:80]!r}")
         return self.script.default
 
-    async def generate(self, request: LLMRequest) -> LLMResponse:
-        started = time.perf_counter()
+    def _next_reply(self, request: LLMRequest) -> ScriptedResponse:
         if self.record_requests:
             self.requests.append(request)
         responses = self._responses_for(request)
@@ -109,9 +123,31 @@ class ScriptedBackend:
             self._cursors[id(responses)] = index + 1
         else:
             index = sum(1 for m in request.messages if m.role == "assistant")
-        reply = responses[min(index, len(responses) - 1)]
+        return responses[min(index, len(responses) - 1)]
+
+    async def generate(self, request: LLMRequest) -> LLMResponse:
+        started = time.perf_counter()
+        reply = self._next_reply(request)
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
+        return self._response(request, reply, started)
+
+    async def stream(self, request: LLMRequest) -> AsyncIterator[str | LLMResponse]:
+        started = time.perf_counter()
+        reply = self._next_reply(request)
+        if reply.delay_s:
+            await asyncio.sleep(reply.delay_s)
+        first: float | None = None
+        for start in range(0, len(reply.text), reply.chunk_chars):
+            if reply.chunk_delay_s:
+                await asyncio.sleep(reply.chunk_delay_s)
+            first = first if first is not None else time.perf_counter() - started
+            yield reply.text[start : start + reply.chunk_chars]
+        response = self._response(request, reply, started)
+        response.timings.ttft_s = first
+        yield response
+
+    def _response(self, request: LLMRequest, reply: ScriptedResponse, started: float) -> LLMResponse:
         calls = [ToolCall(name=c.name, arguments=c.arguments) for c in reply.tool_calls]  # fresh ids per use
         usage = reply.usage or Usage(
             prompt_tokens=sum(len(m.content) // 4 + 1 for m in request.messages),
@@ -122,6 +158,7 @@ class ScriptedBackend:
             tool_calls=calls,
             finish_reason="tool_calls" if calls else "stop",
             usage=usage,
+            parse_error=reply.parse_error,
             timings=Timings(total_s=time.perf_counter() - started),
         )
 
