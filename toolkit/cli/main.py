@@ -18,6 +18,7 @@ app = typer.Typer(
 COMMANDS = [
     ("toolkit.cli.run", "run", "run"),
     ("toolkit.cli.tools", "app", "tools"),
+    ("toolkit.cli.index", "app", "index"),
     ("toolkit.cli.batch", "batch", "batch"),
 ]
 
