@@ -1,0 +1,162 @@
+"""The baselines every eval runs beside the engine, each behind the Backend protocol.
+
+- `ChatmlFunctionCallingBaseline`: the same GGUF model through llama-cpp-python's own tool calling
+  (`chat_format="chatml-function-calling"`, `create_chat_completion(tools=..., tool_choice="auto")`),
+  i.e. what a user gets from llama-cpp-python without this engine.
+- `RawPromptBaseline`: for models that are not GGUF files here (openai:, vllm:, scripted:...): the
+  tools described in a plain prompt, the model's reply unconstrained, read by
+  `toolkit.runtime.llm.parsing`.
+- `make_baseline(model, backend)` picks the one that fits the model string.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from toolkit.runtime.llm.base import Backend, Capabilities
+from toolkit.runtime.llm.factory import parse_model_string
+from toolkit.types import LLMRequest, LLMResponse, Message, Timings, ToolCall, ToolSpec, Usage
+
+CHATML_LABEL = "llama-cpp chatml-function-calling"
+RAW_LABEL = "raw prompt (no constraint)"
+
+
+def _openai_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
+    # names as they are (dots included): llama-cpp-python puts them in its grammar literally
+    return [{"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}} for t in tools]
+
+
+def _chat_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    out = []
+    for m in messages:
+        if m.role == "tool":  # chatml-function-calling has no tool role: show results as user text
+            out.append({"role": "user", "content": f"Result of {m.name or 'the tool'}: {m.content}"})
+        elif m.role == "assistant" and m.tool_calls:
+            calls = "; ".join(f"{c.name}({json.dumps(c.arguments)})" for c in m.tool_calls)
+            out.append({"role": "assistant", "content": (m.content + "\n" if m.content else "") + f"Called: {calls}"})
+        else:
+            out.append({"role": m.role, "content": m.content})
+    return out
+
+
+class ChatmlFunctionCallingBaseline:
+    """llama-cpp-python's built-in grammar-constrained tool calling on a GGUF file."""
+
+    name = CHATML_LABEL
+    capabilities = Capabilities(constrained=True, native_tools=True)
+
+    def __init__(self, model_path: str, n_ctx: int = 4096, n_threads: int | None = None, seed: int = 0):
+        from llama_cpp import Llama  # only this baseline needs llama-cpp-python
+
+        self.model_path = model_path
+        self.llm = Llama(
+            model_path=model_path,
+            chat_format="chatml-function-calling",
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            seed=seed,
+            verbose=False,
+        )
+        self._lock = asyncio.Lock()  # one llama context: one request at a time
+
+    def _complete(self, request: LLMRequest) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "messages": _chat_messages(request.messages),
+            "temperature": request.sampling.temperature,
+            "max_tokens": request.sampling.max_tokens,
+        }
+        if request.tools and request.tool_choice != "none":
+            options["tools"] = _openai_tools(request.tools)
+            options["tool_choice"] = "auto"
+        return self.llm.create_chat_completion(**options)
+
+    async def generate(self, request: LLMRequest) -> LLMResponse:
+        started = time.perf_counter()
+        async with self._lock:
+            try:
+                completion = await asyncio.to_thread(self._complete, request)
+            except Exception as exc:  # noqa: BLE001 - a failed generation is a scored failure, not a crash
+                return LLMResponse(finish_reason="error", parse_error=f"{type(exc).__name__}: {exc}")
+        message = completion["choices"][0]["message"]
+        usage = completion.get("usage") or {}
+        calls: list[ToolCall] = []
+        error = None
+        for raw in message.get("tool_calls") or []:
+            function = raw.get("function") or {}
+            try:
+                arguments = json.loads(function.get("arguments") or "{}")
+                if not isinstance(arguments, dict):
+                    raise ValueError("arguments are not an object")
+            except ValueError as exc:
+                error = f"unreadable arguments for {function.get('name')}: {exc}"
+                continue
+            calls.append(ToolCall(name=function.get("name", ""), arguments=arguments))
+        return LLMResponse(
+            text=message.get("content") or "",
+            tool_calls=[] if error else calls,
+            finish_reason="tool_calls" if calls and not error else "stop",
+            usage=Usage(prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=usage.get("completion_tokens", 0)),
+            timings=Timings(total_s=time.perf_counter() - started),
+            parse_error=error,
+        )
+
+    async def aclose(self) -> None:
+        close = getattr(self.llm, "close", None)
+        if close is not None:
+            close()
+
+
+RAW_TOOL_PROMPT = """You can call these functions:
+{tools}
+
+To call functions, reply with a JSON list only: [{{"name": "<function>", "arguments": {{...}}}}, ...].
+If none of the functions fits the request, reply in plain words without JSON."""
+
+
+class RawPromptBaseline:
+    """The model prompted with the tools in plain text, no constraint; output parsed afterwards."""
+
+    name = RAW_LABEL
+    capabilities = Capabilities()
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+
+    async def generate(self, request: LLMRequest) -> LLMResponse:
+        from toolkit.runtime.llm.parsing import parse_model_output
+
+        messages = list(request.messages)
+        if request.tools and request.tool_choice != "none":
+            described = "\n".join(
+                json.dumps({"name": t.name, "description": t.description, "parameters": t.parameters}) for t in request.tools
+            )
+            messages.insert(0, Message(role="system", content=RAW_TOOL_PROMPT.format(tools=described)))
+        plain = request.model_copy(update={"messages": messages, "tools": [], "constraint": None, "tool_choice": "none"})
+        response = await self.backend.generate(plain)
+        if response.tool_calls or not request.tools:  # a backend that parsed calls itself (scripted)
+            return response
+        parsed = parse_model_output(response.text, request.tools, tool_choice="auto")
+        return response.model_copy(update={"text": parsed.text, "tool_calls": parsed.calls, "parse_error": parsed.error})
+
+    async def aclose(self) -> None:
+        return None  # the wrapped backend is the engine's: its owner closes it
+
+
+def gguf_path(model: str | None) -> str | None:
+    """The GGUF file behind a `llamacpp:`/`hf:` model string (None for other kinds)."""
+    kind, target = parse_model_string(model)
+    if kind not in ("llamacpp", "hf"):
+        return None
+    from toolkit.runtime.llm.models import resolve_model
+
+    return str(resolve_model(kind, target).path)
+
+
+def make_baseline(model: str | None, backend: Backend) -> Backend:
+    path = gguf_path(model)
+    if path is not None:
+        return ChatmlFunctionCallingBaseline(path)
+    return RawPromptBaseline(backend)

@@ -1,0 +1,136 @@
+"""`toolkit eval bfcl`: the engine answers BFCL questions, the AST checker scores them.
+
+BFCL's functions become ToolSpecs (never executed). Each question is one model request with the
+tools attached (`LLMRequest(tools=..., tool_choice="auto")`): whatever calls come back are the
+answer, no call at all is the answer "none of these functions fits" (irrelevance). The same
+questions go to the baseline (evals/baselines.py) in the same invocation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.progress import Progress
+
+from evals.baselines import make_baseline
+from evals.bfcl.checker import check
+from evals.bfcl.data import CATEGORIES, Question, load_category, to_messages, to_tool_specs
+from evals.runner import EvalReport, ReportRow, run_all
+from toolkit.runtime.llm import Backend, load_backend
+from toolkit.types import LLMRequest, LLMResponse, Message, Sampling
+
+ENGINE_LABEL = "toolkit engine"
+
+SYSTEM_PROMPT = (
+    "You are an expert in composing function calls. You are given a question and a set of functions. "
+    "Call the function(s) that answer the question, with argument values taken from the question; "
+    "make several calls when the question asks for several things. "
+    "If none of the functions can answer the question, do not call any: reply in plain words."
+)
+
+
+def parse_categories(text: str) -> list[str]:
+    categories = [c.strip() for c in text.split(",") if c.strip()]
+    if not categories:
+        raise ValueError("no category given")
+    return categories
+
+
+def bfcl_request(question: Question, max_tokens: int = 512) -> LLMRequest:
+    messages = [Message(role="system", content=SYSTEM_PROMPT), *to_messages(question)]
+    return LLMRequest(
+        messages=messages,
+        tools=to_tool_specs(question.functions),
+        tool_choice="auto",
+        parallel_tool_calls=True,
+        sampling=Sampling(temperature=0.0, max_tokens=max_tokens, seed=0),
+    )
+
+
+async def answer_question(system: str, backend: Backend, question: Question) -> dict[str, Any]:
+    """One question through one system, scored. Never raises: a failure is an unparseable answer."""
+    try:
+        response = await backend.generate(bfcl_request(question))
+    except Exception as exc:  # noqa: BLE001 - a crashed generation is scored, not fatal
+        response = LLMResponse(finish_reason="error", parse_error=f"{type(exc).__name__}: {exc}")
+    unparseable = response.parse_error is not None
+    calls = [] if unparseable else [{c.name: c.arguments} for c in response.tool_calls]
+    verdict = check(question.category, question.functions, calls, question.answers)
+    return {
+        "id": question.id,
+        "category": question.category,
+        "system": system,
+        "calls": calls,
+        "text": response.text[:2000],
+        "unparseable": unparseable,
+        "parse_error": response.parse_error,
+        "valid": verdict.valid,
+        "error_type": verdict.error_type,
+        "seconds": round(response.timings.total_s, 3),
+    }
+
+
+def score_rows(items: list[dict[str, Any]], categories: list[str], systems: list[str]) -> list[ReportRow]:
+    rows = []
+    for category in [*categories, None]:
+        selected = [i for i in items if category is None or i["category"] == category]
+        values = {}
+        for system in systems:
+            mine = [i for i in selected if i["system"] == system]
+            values[system] = sum(i["valid"] for i in mine) / len(mine) if mine else None
+        n = len(selected) // max(1, len(systems))
+        rows.append(ReportRow(name=category or "overall", n=n, values=values))
+    for name, key in (("unparseable outputs", "unparseable"), ("questions with no call", None)):
+        values = {}
+        for system in systems:
+            mine = [i for i in items if i["system"] == system]
+            hits = [i for i in mine if (i[key] if key else not i["calls"] and not i["unparseable"])]
+            values[system] = len(hits) / len(mine) if mine else None
+        rows.append(ReportRow(name=name, n=len(items) // max(1, len(systems)), values=values))
+    return rows
+
+
+async def run_bfcl(
+    categories: list[str],
+    limit: int | None = None,
+    model: str | None = None,
+    data_dir: str | None = None,
+    progress: Progress | None = None,
+    engine: Backend | None = None,
+    baseline: Backend | None = None,
+    concurrency: int = 4,
+) -> EvalReport:
+    """Score the engine and its baseline on the first `limit` questions of each category."""
+    unknown = [c for c in categories if c not in CATEGORIES and not c.startswith("live_")]
+    if unknown:
+        raise ValueError(f"unsupported BFCL categories {unknown}; choose from {', '.join(CATEGORIES)}")
+    questions = [q for c in categories for q in load_category(c, data_dir, limit)]
+    engine = engine or load_backend(model)
+    baseline = baseline or make_baseline(model, engine)
+    systems = [ENGINE_LABEL, baseline.name]
+    items: list[dict[str, Any]] = []
+    wall: dict[str, float] = {}
+    try:
+        for label, backend in ((ENGINE_LABEL, engine), (baseline.name, baseline)):
+            results, seconds = await run_all(
+                f"bfcl · {label}", questions, lambda q, b=backend, s=label: answer_question(s, b, q), progress, concurrency
+            )
+            items.extend(results)
+            wall[label] = round(seconds, 2)
+    finally:
+        await baseline.aclose()
+        await engine.aclose()
+    report = EvalReport(
+        suite="BFCL (AST)",
+        model=model or "llamacpp:default",
+        systems=systems,
+        rows=score_rows(items, categories, systems),
+        items=items,
+        wall_s=wall,
+        notes=[
+            "Scored by evals/bfcl/checker.py, a re-implementation of BFCL's AST checker "
+            "(agreement with the official one: evals/bfcl_official_compare.py).",
+            f"First {limit} question(s) of each category." if limit else "All questions of each category.",
+        ],
+    )
+    return report

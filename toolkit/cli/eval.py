@@ -1,0 +1,110 @@
+"""`toolkit eval bfcl|nestful|parallelqa|gsm8k`: score the engine on a public suite, baseline beside it.
+
+The harnesses live in the `evals` package; this module only parses options, shows a progress bar,
+prints the table (or JSON) and writes the report (`--out R.json` also writes `R.md`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable, Coroutine, Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="Evaluate the engine on public suites (BFCL, NESTFUL, ParallelQA, GSM8K).", no_args_is_help=True)
+err = Console(stderr=True, highlight=False)
+
+Limit = typer.Option(None, "--limit", "-n", help="Score the first N items (per category for BFCL).")
+Model = typer.Option(None, "--model", "-m", help="Model string (default: the embedded model).")
+AsJson = typer.Option(False, "--json", help="Print the report as JSON instead of a Markdown table.")
+DataDir = typer.Option(None, "--data-dir", help="Folder holding the suite's data (default: $TOOLKIT_EVAL_DATA).")
+Out = typer.Option(None, "--out", help="Write the JSON report here, and the Markdown table beside it (.md).")
+
+
+def _run(make: Callable[[Any], Coroutine[Any, Any, Any]], as_json: bool, out: str | None) -> None:
+    from evals.runner import print_report, progress_bar
+    from toolkit.runtime.llm import BackendError
+
+    try:
+        with progress_bar(err) as progress:
+            report = asyncio.run(make(progress))
+    except (FileNotFoundError, ValueError, BackendError) as exc:
+        err.print(f"error: {exc}")
+        raise typer.Exit(2) from None
+    print_report(report, as_json)
+    if out:
+        json_path, md_path = report.write(out)
+        err.print(f"report written to {json_path} and {md_path}")
+
+
+@app.command("bfcl")
+def bfcl(
+    categories: str = typer.Option(
+        "simple_python,multiple,parallel,parallel_multiple,irrelevance", "--categories", "-c", help="Comma-separated BFCL categories."
+    ),
+    limit: Optional[int] = Limit,
+    model: Optional[str] = Model,
+    as_json: bool = AsJson,
+    data_dir: Optional[str] = typer.Option(
+        None, "--data-dir", help="BFCL data folder (default: $TOOLKIT_EVAL_DATA/bfcl, else the bfcl-eval package's data)."
+    ),
+    out: Optional[str] = Out,
+) -> None:
+    """Berkeley Function Calling Leaderboard: AST-checked calls, accuracy per category."""
+    from evals.bfcl.data import DataNotFound
+    from evals.bfcl.run import parse_categories, run_bfcl
+
+    try:
+        chosen = parse_categories(categories)
+    except ValueError as exc:
+        err.print(f"error: {exc}")
+        raise typer.Exit(2) from None
+    try:
+        _run(lambda p: run_bfcl(chosen, limit=limit, model=model, data_dir=data_dir, progress=p), as_json, out)
+    except DataNotFound as exc:
+        err.print(f"error: {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command("nestful")
+def nestful(
+    limit: Optional[int] = Limit,
+    model: Optional[str] = Model,
+    planner: str = typer.Option("dag", "--planner", "-p", help="dag (a planned sequence) or sequential (one call per turn)."),
+    as_json: bool = AsJson,
+    data_dir: Optional[str] = DataDir,
+    out: Optional[str] = Out,
+) -> None:
+    """NESTFUL: nested call sequences; F1 on function names and arguments, full-sequence accuracy."""
+    from evals.nestful import run_nestful
+
+    _run(lambda p: run_nestful(limit=limit, model=model, data_dir=data_dir, planner=planner, progress=p), as_json, out)
+
+
+@app.command("parallelqa")
+def parallelqa(
+    limit: Optional[int] = Limit,
+    model: Optional[str] = Model,
+    as_json: bool = AsJson,
+    data_dir: Optional[str] = DataDir,
+    out: Optional[str] = Out,
+) -> None:
+    """LLMCompiler's ParallelQA with search and math tools: accuracy and wall time, react vs dag."""
+    from evals.parallelqa import run_parallelqa
+
+    _run(lambda p: run_parallelqa(limit=limit, model=model, data_dir=data_dir, progress=p), as_json, out)
+
+
+@app.command("gsm8k")
+def gsm8k(
+    limit: Optional[int] = Limit,
+    model: Optional[str] = Model,
+    as_json: bool = AsJson,
+    data_dir: Optional[str] = DataDir,
+    out: Optional[str] = Out,
+) -> None:
+    """GSM8K with the calculator tool: exact match of the final number, baseline without tools."""
+    from evals.gsm8k import run_gsm8k
+
+    _run(lambda p: run_gsm8k(limit=limit, model=model, data_dir=data_dir, progress=p), as_json, out)
