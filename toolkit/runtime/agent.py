@@ -33,6 +33,8 @@ class Agent:
     tool_names: restrict the tools offered to these tools (`math`) or actions (`math.solve`).
     planner: `react`, `dag`, `dfsdt`, `webqa` or a Planner instance.
     approver: decides on actions annotated destructive or open_world; None lets them run.
+    retrieve_k: when more than `retrieve_threshold` actions are on offer, offer only the `retrieve_k`
+        that BM25 tool retrieval ranks best for the task (None or 0: offer all).
     """
 
     def __init__(
@@ -48,6 +50,8 @@ class Agent:
         config: Config | None = None,
         on_event: Callable[[str, TraceEvent], None] | None = None,
         executor_options: dict[str, Any] | None = None,
+        retrieve_k: int | None = 8,
+        retrieve_threshold: int = 64,
     ):
         self.config = config or load_config()
         if isinstance(tools, ToolRegistry):
@@ -63,6 +67,9 @@ class Agent:
         self.max_steps = max_steps or self.config.max_steps
         self.on_event = on_event
         self.executor = Executor(self.registry, approver=approver, **(executor_options or {}))
+        self.retrieve_k = retrieve_k
+        self.retrieve_threshold = retrieve_threshold
+        self._retrievers: dict[tuple[str, ...], Any] = {}  # offered action names -> ToolRetriever
 
     @property
     def model_name(self) -> str:
@@ -77,7 +84,15 @@ class Agent:
         return self._backend
 
     def tool_specs(self, task: str, tool_names: list[str] | None = None) -> list[ToolSpec]:
-        return self.registry.specs(tool_names if tool_names is not None else self.tool_names)
+        specs = self.registry.specs(tool_names if tool_names is not None else self.tool_names)
+        if not self.retrieve_k or len(specs) <= max(self.retrieve_threshold, self.retrieve_k):
+            return specs
+        key = tuple(s.name for s in specs)
+        if key not in self._retrievers:  # the index is built once per set of offered actions
+            from toolkit.retrieval import ToolRetriever
+
+            self._retrievers = {key: ToolRetriever(specs)}
+        return self._retrievers[key].top_k(task, self.retrieve_k)
 
     async def arun(
         self, task: str, task_id: str | None = None, *, tool_names: list[str] | None = None, max_steps: int | None = None
