@@ -30,9 +30,9 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 60.0)
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
 
 
-def start_http_server(args: list[str], port: int) -> subprocess.Popen:
+def start_http_server(args: list[str], port: int, env: dict[str, str] | None = None, cwd: str | None = None) -> subprocess.Popen:
     """Start a server subprocess listening on 127.0.0.1:port and wait until it accepts connections."""
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
     try:
         wait_for_port(port, process)
     except Exception:

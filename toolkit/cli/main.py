@@ -20,6 +20,7 @@ COMMANDS = [
     ("toolkit.cli.tools", "app", "tools"),
     ("toolkit.cli.index", "app", "index"),
     ("toolkit.cli.batch", "batch", "batch"),
+    ("toolkit.cli.serve", "app", "serve"),
     ("toolkit.cli.eval", "app", "eval"),
 ]
 
