@@ -43,31 +43,38 @@ class RunContext:
     def emit(self, kind: str, **fields: Any) -> None:
         self.trace.emit(kind, **fields)
 
-    async def generate(self, request: LLMRequest, *, step: int | None = None, node: str | None = None) -> LLMResponse:
+    async def generate(
+        self, request: LLMRequest, *, step: int | None = None, node: str | None = None, parent: str | None = None
+    ) -> LLMResponse:
         response = await self.backend.generate(request)
         self.usage = self.usage + response.usage
         self.emit(
             "model_call",
             step=step,
             node=node,
+            parent=parent,
             text=response.text or None,
             usage=response.usage,
             timings=response.timings,
         )
         return response
 
-    async def execute(self, calls: list[ToolCall], *, step: int | None = None, node: str | None = None) -> list[Observation]:
+    async def execute(
+        self, calls: list[ToolCall], *, step: int | None = None, node: str | None = None, parent: str | None = None
+    ) -> list[Observation]:
         for call in calls:
-            self.emit("call", step=step, call=call, node=node)
+            self.emit("call", step=step, call=call, node=node, parent=parent)
         observations = await self.executor.execute_many(calls, self.session_id)
         for obs in observations:
-            self.emit("observation", step=step, observation=obs, node=node)
+            self.emit("observation", step=step, observation=obs, node=node, parent=parent)
         return observations
 
-    async def execute_one(self, call: ToolCall, *, step: int | None = None, node: str | None = None) -> Observation:
-        self.emit("call", step=step, call=call, node=node)
+    async def execute_one(
+        self, call: ToolCall, *, step: int | None = None, node: str | None = None, parent: str | None = None
+    ) -> Observation:
+        self.emit("call", step=step, call=call, node=node, parent=parent)
         obs = await self.executor.execute(call, self.session_id)
-        self.emit("observation", step=step, observation=obs, node=node)
+        self.emit("observation", step=step, observation=obs, node=node, parent=parent)
         return obs
 
     def new_step(self) -> Step:
