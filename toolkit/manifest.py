@@ -209,6 +209,13 @@ def manifest_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix in MANIFEST_SUFFIXES and p.is_file() and not p.name.startswith("."))
 
 
+def dump_manifest(manifest: Manifest) -> dict[str, Any]:
+    """A compact, loadable document: defaults left out, but the binding keeps its `type` tag."""
+    data = manifest.model_dump(mode="json", exclude_defaults=True)
+    data["binding"] = {"type": manifest.binding.type, **data.get("binding", {})}
+    return data
+
+
 def json_schema() -> dict[str, Any]:
     schema = Manifest.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from toolkit.config import load_config, tool_folders, user_tools_dir
-from toolkit.manifest import ManifestError, load_manifest, manifest_files
+from toolkit.manifest import ManifestError, dump_manifest, load_manifest, manifest_files
 from toolkit.registry import ToolRegistry
 
 app = typer.Typer(help="List, inspect, validate, add and import tools.", no_args_is_help=True)
@@ -74,7 +74,7 @@ def show(name: str, tools_path: Optional[list[str]] = ToolsPath) -> None:
         raise typer.Exit(1)
     console.print(f"[bold]{tool.name}[/] {tool.manifest.version}  from {tool.source}")
     console.print("available" if tool.available else f"[red]unavailable: {tool.reason}[/]")
-    console.print(yaml.safe_dump(tool.manifest.model_dump(mode="json", exclude_defaults=True), sort_keys=False))
+    console.print(yaml.safe_dump(dump_manifest(tool.manifest), sort_keys=False))
 
 
 def _validate_paths(paths: list[Path]) -> list[str]:
@@ -151,5 +151,5 @@ def import_plugin(
         raise typer.Exit(2) from None
     target = out or user_tools_dir() / f"{manifest.name}.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(yaml.safe_dump(manifest.model_dump(mode="json", exclude_defaults=True), sort_keys=False))
+    target.write_text(yaml.safe_dump(dump_manifest(manifest), sort_keys=False))
     print(f"imported {manifest.name} ({len(manifest.actions)} actions) -> {target}")

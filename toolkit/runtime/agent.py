@@ -16,7 +16,7 @@ from toolkit.planner import Planner, make_planner
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.context import MaxStepsReached, PlannerError, RunContext
 from toolkit.runtime.executor import Approver, Executor
-from toolkit.runtime.llm import Backend, BackendError, load_backend
+from toolkit.runtime.llm import Backend, BackendError, load_backend, parse_model_string
 from toolkit.runtime.trace import EventSink, TraceRecorder
 from toolkit.runtime.concurrency import bounded_as_completed
 from toolkit.types import TaskInput, TaskResult, ToolSpec, TraceEvent
@@ -61,6 +61,8 @@ class Agent:
             for fn in tools or ():
                 self.registry.add_function(fn)
         self._model = model if model is not None else self.config.model
+        if isinstance(self._model, str):
+            parse_model_string(self._model)  # a bad model string fails here, not inside the first task
         self._backend: Backend | None = model if not isinstance(model, (str, type(None))) else None
         self.tool_names = tool_names
         self.planner = make_planner(planner, **(planner_options or {}))
