@@ -46,7 +46,7 @@ class EvalReport(BaseModel):
         head = f"### {self.suite} — model `{self.model}`\n\n"
         columns = ["", "n", *self.systems]
         if len(self.systems) >= 2:
-            columns.append(f"{self.systems[0]} − {self.systems[1]}")
+            columns.append("Δ (1st − 2nd)")
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for row in self.rows:
             cells = [row.name, str(row.n)] + [_format(row.values.get(s), row.unit) for s in self.systems]
