@@ -1,0 +1,180 @@
+"""The python sandbox tool: real subprocesses, real rlimits, a real TCP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+import psutil
+import pytest
+
+from toolkit.registry import ToolRegistry, builtin_manifest_dir
+from toolkit.runtime.executor import Executor
+from toolkit.runtime.sandbox import SandboxLimits, run_python
+from toolkit.types import ErrorCode, ToolCall
+
+
+def make_executor(**settings) -> Executor:
+    """A registry with just the built-in python manifest (loading every built-in tool per test is slow)."""
+    registry = ToolRegistry(tool_settings={"python": settings})
+    registry.load_file(builtin_manifest_dir() / "python.yaml")
+    assert registry.tools["python"].available, registry.tools["python"].reason
+    return Executor(registry)
+
+
+async def run(code: str, *, arguments: dict | None = None, **settings):
+    obs = await make_executor(**settings).execute(ToolCall(id="c1", name="python", arguments={"code": code, **(arguments or {})}))
+    return obs
+
+
+@pytest.fixture()
+def tcp_server():
+    """A real TCP server on 127.0.0.1 that answers b"pong" to anyone who connects."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def serve():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.sendall(b"pong")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    server.close()
+
+
+CONNECT = """
+import socket
+s = socket.create_connection(("127.0.0.1", {port}), timeout=3)
+print(s.recv(4).decode())
+"""
+
+
+async def test_runs_code_and_captures_output():
+    executor = Executor(ToolRegistry.default(entry_points=False))
+    obs = await executor.execute(ToolCall(id="c1", name="python", arguments={"code": "import sys\nprint(6 * 7)\nprint('oops', file=sys.stderr)"}))
+    assert obs.ok, obs.text
+    assert obs.content["ok"] is True and obs.content["exit_code"] == 0
+    assert obs.content["stdout"] == "42\n" and obs.content["stderr"] == "oops\n"
+    assert isinstance(obs.content["network_isolated"], bool)
+
+
+async def test_infinite_loop_is_stopped_at_the_timeout():
+    obs = await run("while True: pass", timeout_s=1, cpu_s=30)
+    assert obs.ok  # the tool worked; the program did not
+    result = obs.content
+    assert result["ok"] is False and result["timed_out"] is True
+    assert "timeout" in result["reason"]
+
+
+async def test_cpu_limit_stops_a_busy_program():
+    obs = await run("while True: pass", timeout_s=20, cpu_s=1)
+    assert obs.content["ok"] is False
+    assert "CPU time limit" in obs.content["reason"]
+
+
+async def test_two_gigabyte_allocation_fails_at_the_memory_limit():
+    obs = await run("data = bytearray(2 * 1024**3)\nprint('allocated')", memory_mb=512)
+    result = obs.content
+    assert result["ok"] is False
+    assert "allocated" not in result["stdout"]
+    assert "MemoryError" in result["stderr"]
+    assert result["reason"] == "memory limit (512 MB) exceeded"
+
+
+async def test_socket_connection_from_inside_fails(tcp_server):
+    # the control: with the network allowed, the same code reaches the server, so the server works
+    allowed = await run(CONNECT.format(port=tcp_server), network=True)
+    assert allowed.content["stdout"] == "pong\n", allowed.content
+    assert allowed.content["network_isolated"] is False
+
+    obs = await run(CONNECT.format(port=tcp_server))
+    if not obs.content["network_isolated"]:
+        pytest.skip(f"this kernel gives no network namespace: {obs.content['network_isolation']}")
+    assert obs.content["ok"] is False
+    assert "pong" not in obs.content["stdout"]
+    assert "Network is unreachable" in obs.content["stderr"] or "OSError" in obs.content["stderr"]
+
+
+async def test_required_isolation_and_the_result_agree():
+    result = await run_python("print(1)", SandboxLimits(require_network_isolation=True))
+    assert result.network_isolated  # otherwise SandboxRefused was raised
+    assert result.network_isolation.endswith("namespace")
+
+
+async def test_no_secrets_from_the_parent_environment(monkeypatch):
+    monkeypatch.setenv("TOOLKIT_TEST_SECRET", "hunter2")
+    obs = await run("import os\nprint(sorted(os.environ))\nprint(os.environ.get('TOOLKIT_TEST_SECRET'))")
+    assert "hunter2" not in obs.content["stdout"]
+    assert "TOOLKIT_TEST_SECRET" not in obs.content["stdout"]
+
+
+async def test_fresh_working_folder_is_removed_afterwards():
+    code = "import os\nprint(os.getcwd())\nprint(sorted(os.listdir('.')))\nopen('out.txt', 'w').write('hello')"
+    first = (await run(code)).content
+    cwd, listing = first["stdout"].splitlines()
+    assert listing == "['main.py']"
+    assert first["files"] == [{"path": "out.txt", "bytes": 5}]
+    assert not os.path.exists(cwd)
+    second = (await run(code)).content
+    assert second["stdout"].splitlines()[0] != cwd
+
+
+async def test_output_is_capped():
+    obs = await run("print('x' * 1_000_000)", max_output_chars=1000)
+    assert obs.content["stdout_truncated"] is True
+    assert len(obs.content["stdout"]) < 1200
+    assert "1000001 bytes in all" in obs.content["stdout"]
+
+
+async def test_file_size_limit():
+    obs = await run("open('big', 'wb').write(b'0' * (4 * 1024 * 1024))", file_size_mb=1)
+    assert obs.content["reason"] == "file size limit (1 MB) exceeded"
+
+
+async def test_background_children_do_not_survive():
+    code = "import subprocess\np = subprocess.Popen(['sleep', '60'])\nprint(p.pid)"
+    obs = await run(code)
+    pid = int(obs.content["stdout"])
+    # SIGKILL went to the whole group; its delivery is asynchronous, so poll (sleep 60 would outlive this)
+    for _ in range(100):
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"the background child {pid} is still running")
+
+
+async def test_stdin_and_exit_code():
+    obs = await run("import sys\nprint(input().upper())\nsys.exit(3)", arguments={"stdin": "hello\n"})
+    assert obs.content["stdout"] == "HELLO\n"
+    assert obs.content["exit_code"] == 3 and obs.content["reason"] == "exit code 3"
+
+
+async def test_bad_arguments_are_invalid_arguments():
+    obs = await run("print(1)", arguments={"timeout_s": 1000})
+    assert obs.error == ErrorCode.invalid_arguments and "at most 60" in obs.message
+    obs = await run("   ")
+    assert obs.error == ErrorCode.invalid_arguments
+    obs = await make_executor().execute(ToolCall(id="c", name="python", arguments={}))
+    assert obs.error == ErrorCode.invalid_arguments and "code" in obs.message
+
+
+async def test_standard_library_only_mode():
+    obs = await run("import sys\nprint(any('site-packages' in p for p in sys.path))", site_packages=False)
+    assert obs.content["stdout"] == "False\n"
