@@ -71,7 +71,7 @@ def bfcl(
 def nestful(
     limit: Optional[int] = Limit,
     model: Optional[str] = Model,
-    planner: str = typer.Option("dag", "--planner", "-p", help="dag (a planned sequence) or sequential (one call per turn)."),
+    planner: str = typer.Option("sequential", "--planner", "-p", help="sequential (the whole sequence in one constrained request) or dag."),
     as_json: bool = AsJson,
     data_dir: Optional[str] = DataDir,
     out: Optional[str] = Out,
