@@ -21,6 +21,7 @@ COMMANDS = [
     ("toolkit.cli.index", "app", "index"),
     ("toolkit.cli.batch", "batch", "batch"),
     ("toolkit.cli.serve", "app", "serve"),
+    ("toolkit.cli.trace", "app", "trace"),
     ("toolkit.cli.eval", "app", "eval"),
 ]
 
