@@ -1,0 +1,248 @@
+"""Any OpenAI-compatible chat-completions server over httpx: `vllm serve`, llama.cpp's servers,
+OpenAI itself and the many others that speak the same API.
+
+    openai:MODEL@http://127.0.0.1:8000/v1      model string (the factory calls `from_target`)
+    OpenAIBackend("gpt-4o-mini", "https://.../v1", api_key=..., server="openai", stream=True)
+
+Retries: 429, 5xx and connection errors/timeouts are retried with exponential backoff (doubling
+from `backoff_s`, capped at `max_backoff_s`, honouring Retry-After), `max_retries` times; then a
+BackendError. A rejected key (401/403) fails at once with the URL and the variable to set.
+Streaming (`stream=True`) measures time to first token; tool-call deltas are assembled by index.
+The wire format (request bodies, constraints per server dialect, parsing replies) is in
+`openai_payload.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import time
+from typing import Any
+
+import httpx
+
+from toolkit.runtime.llm.base import BackendError, Capabilities
+from toolkit.runtime.llm.openai_payload import SERVERS, Server, StreamAssembler, build_body, response_from_body
+from toolkit.types import LLMRequest, LLMResponse, Timings
+
+DEFAULT_BASE_URL_ENV = "OPENAI_BASE_URL"
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class AuthenticationError(BackendError):
+    """The server refused the API key (HTTP 401/403)."""
+
+
+class ServerUnavailableError(BackendError):
+    """The server kept failing (5xx, 429 or no connection) after every retry."""
+
+
+class OpenAIBackend:
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        api_key_env: str = DEFAULT_KEY_ENV,
+        server: Server = "openai",
+        stream: bool = False,
+        timeout_s: float = 120.0,
+        connect_timeout_s: float = 10.0,
+        max_retries: int = 4,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 8.0,
+        max_connections: int = 64,
+        headers: dict[str, str] | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ):
+        if server not in SERVERS:
+            raise BackendError(f"openai backend: server must be one of {', '.join(SERVERS)}, not {server!r}")
+        if not base_url.startswith(("http://", "https://")):
+            raise BackendError(f"openai backend: base URL must start with http:// or https://, got {base_url!r}")
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self.api_key_env = api_key_env
+        self.api_key = api_key if api_key is not None else os.environ.get(api_key_env)
+        self.server: Server = server
+        self.stream = stream
+        self.timeout = httpx.Timeout(timeout_s, connect=min(connect_timeout_s, timeout_s))
+        self.max_retries = max(0, max_retries)
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self.headers = dict(headers or {})
+        self.extra_body = dict(extra_body or {})
+        # every server here enforces JSON schemas and returns tool calls itself (or in content,
+        # which parsing.py handles); grammars only on vllm and llama.cpp
+        self.capabilities = Capabilities(constrained=True, native_tools=True, batching=server == "vllm")
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._model_lock: asyncio.Lock | None = None
+
+    @classmethod
+    def from_target(cls, target: str, **options: Any) -> OpenAIBackend:
+        """`MODEL@BASE_URL`; without `@URL` the base URL comes from OPENAI_BASE_URL. An empty MODEL
+        (`@http://...`) asks the server's /models for its first model."""
+        model, sep, url = target.partition("@")
+        for scheme in ("@http://", "@https://"):  # a model name may itself hold an '@'
+            if scheme in target:
+                cut = target.rindex(scheme)
+                model, url = target[:cut], target[cut + 1 :]
+                break
+        else:
+            if sep:
+                raise BackendError(f"openai model string must be openai:MODEL@http(s)://HOST/v1, got openai:{target}")
+            url = os.environ.get(DEFAULT_BASE_URL_ENV, "")
+            if not url:
+                raise BackendError(
+                    f"openai:{target} names no server; use openai:{target}@http://HOST:PORT/v1 or set {DEFAULT_BASE_URL_ENV}"
+                )
+        return cls(model.strip(), url.strip(), **options)
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    def _http(self) -> httpx.AsyncClient:
+        """One client per event loop: pooled connections can't outlive the loop that opened them
+        (the sync `Agent.run` starts a fresh loop per call)."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop or self._client.is_closed:
+            headers = {"Content-Type": "application/json", **self.headers}
+            if self.api_key:
+                headers["Authorization"] = f"Bearer {self.api_key}"
+            self._client = httpx.AsyncClient(timeout=self.timeout, limits=self.limits, headers=headers)
+            self._client_loop = loop
+            self._model_lock = asyncio.Lock()
+        return self._client
+
+    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
+        delay = min(self.max_backoff_s, self.backoff_s * (2**attempt))
+        if response is not None:
+            try:  # a server that says when to come back knows best, within our cap
+                delay = min(self.max_backoff_s, max(delay, float(response.headers.get("retry-after", ""))))
+            except ValueError:
+                pass
+        return delay * (0.75 + random.random() / 2)  # jitter: concurrent agents don't retry in step
+
+    def _fail(self, response: httpx.Response, url: str) -> BackendError:
+        detail = _error_detail(response)
+        if response.status_code in (401, 403):
+            sent = f"the key from {self.api_key_env}" if self.api_key and self.api_key == os.environ.get(self.api_key_env) else (
+                "the api_key option" if self.api_key else f"no key ({self.api_key_env} is not set)"
+            )
+            return AuthenticationError(
+                f"{url} refused the API key (HTTP {response.status_code}: {detail}); sent {sent}. "
+                f"Set {self.api_key_env} to a valid key for this server (or pass api_key=...)."
+            )
+        if response.status_code == 404:
+            return BackendError(f"{url} returned 404 ({detail}); check the base URL (it usually ends in /v1) and the model name {self.model!r}")
+        return BackendError(f"{url} rejected the request (HTTP {response.status_code}: {detail})")
+
+    async def _post(self, path: str, body: dict[str, Any], *, stream: bool) -> tuple[httpx.Response, float]:
+        """POST with retries; returns the open response (the caller reads and closes it) and the
+        time the successful attempt started."""
+        url = f"{self.base_url}{path}"
+        client = self._http()
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            started = time.perf_counter()
+            response: httpx.Response | None = None
+            try:
+                response = await client.send(client.build_request("POST", url, json=body), stream=stream)
+            except httpx.TransportError as exc:  # refused, reset, timed out
+                last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            else:
+                if response.status_code < 400:
+                    return response, started
+                await response.aread()
+                await response.aclose()
+                if response.status_code not in RETRY_STATUS:
+                    raise self._fail(response, url)
+                last = f"HTTP {response.status_code}: {_error_detail(response)}"
+            if attempt < self.max_retries:
+                await asyncio.sleep(self._delay(attempt, response))
+        raise ServerUnavailableError(f"{url} failed {self.max_retries + 1} times; last: {last}")
+
+    async def _resolve_model(self) -> None:
+        if self.model:
+            return
+        self._http()
+        assert self._model_lock is not None
+        async with self._model_lock:
+            if self.model:
+                return
+            url = f"{self.base_url}/models"
+            try:
+                response = await self._http().get(url)
+            except httpx.TransportError as exc:
+                raise ServerUnavailableError(f"{url}: {type(exc).__name__}: {exc}") from None
+            if response.status_code >= 400:
+                raise self._fail(response, url)
+            data = response.json().get("data") or []
+            if not data:
+                raise BackendError(f"{url} lists no models; name one: openai:MODEL@{self.base_url}")
+            self.model = data[0]["id"]
+
+    # --- the protocol -------------------------------------------------------------------------
+
+    async def generate(self, request: LLMRequest) -> LLMResponse:
+        await self._resolve_model()
+        body = build_body(request, self.model, self.server, stream=self.stream, extra=self.extra_body)
+        if not self.stream:
+            response, started = await self._post("/chat/completions", body, stream=False)
+            try:
+                data = response.json()
+            except ValueError:
+                raise BackendError(f"{self.base_url} sent a reply that is not JSON: {response.text[:200]!r}") from None
+            return response_from_body(request, self.server, data, Timings(total_s=time.perf_counter() - started))
+        return await self._generate_stream(request, body)
+
+    async def _generate_stream(self, request: LLMRequest, body: dict[str, Any]) -> LLMResponse:
+        response, started = await self._post("/chat/completions", body, stream=True)
+        assembler = StreamAssembler()
+        ttft: float | None = None
+        try:
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue  # comments, event names, keep-alives
+                payload = line[5:].strip()
+                if payload == "[DONE]":
+                    break
+                try:
+                    chunk = json.loads(payload)
+                except ValueError:
+                    continue
+                if isinstance(chunk, dict) and "error" in chunk and not chunk.get("choices"):
+                    raise BackendError(f"{self.base_url} reported an error mid-stream: {str(chunk['error'])[:300]}")
+                if isinstance(chunk, dict) and assembler.add(chunk) and ttft is None:
+                    ttft = time.perf_counter() - started
+        except httpx.TransportError as exc:  # the tokens so far are useless without the end
+            raise ServerUnavailableError(f"{self.base_url}: the stream broke ({type(exc).__name__}: {exc})") from None
+        finally:
+            await response.aclose()
+        timings = Timings(total_s=time.perf_counter() - started, ttft_s=ttft)
+        return assembler.response(request, self.server, timings)
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and self._client_loop is asyncio.get_running_loop():
+            await client.aclose()
+
+
+def _error_detail(response: httpx.Response) -> str:
+    """The server's error message (OpenAI: {"error": {"message": ...}}), short."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:200].strip() or response.reason_phrase
+    if isinstance(data, dict):
+        err = data.get("error", data.get("detail", data))
+        if isinstance(err, dict):
+            err = err.get("message") or err
+        return str(err)[:300]
+    return str(data)[:300]
