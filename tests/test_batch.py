@@ -276,3 +276,18 @@ def test_ray_executor_runs_50_tasks_over_two_local_workers_into_one_file(tmp_pat
     pids = {o["content"] for r in lines[1:] for s in r["steps"] for o in s["observations"]}
     print("ray worker pids:", pids, "| stderr tail:", done.stderr.strip().splitlines()[-4:])
     assert len(pids) == 2 and os.getpid() not in pids  # two worker processes ran the tools
+
+
+def test_resume_cuts_a_torn_last_line_and_reruns_that_task(tmp_path):
+    tasks = write_tasks(tmp_path / "tasks.jsonl", 5)
+    script = write_script(tmp_path / "s.yaml")
+    out = tmp_path / "out.jsonl"
+    assert invoke(*batch_args(tasks, out, script)).exit_code == 0
+    lines = out.read_bytes().splitlines(keepends=True)
+    torn_id = json.loads(lines[-1])["id"]
+    out.write_bytes(b"".join(lines[:-1]) + lines[-1][:40])  # a kill in the middle of the last write
+    result = invoke(*batch_args(tasks, out, script, "--resume"))
+    assert result.exit_code == 0, result.output
+    assert "cut a torn last line (40 bytes)" in " ".join(result.output.split())
+    ids = [r["id"] for r in read_results(out)]
+    assert sorted(ids) == sorted(f"t{i}" for i in range(5)) and ids[-1] == torn_id
