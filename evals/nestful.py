@@ -27,9 +27,10 @@ from rich.progress import Progress
 from evals.baselines import make_baseline
 from evals.runner import EvalReport, ReportRow, run_all, suite_dir
 from toolkit.runtime.llm import Backend, load_backend
-from toolkit.types import LLMRequest, LLMResponse, Message, Sampling, ToolSpec
+from toolkit.types import Constraint, LLMRequest, LLMResponse, Message, Sampling, ToolSpec
 
-ENGINE_LABEL = "toolkit engine"
+DAG_LABEL = "engine: dag plan"
+SEQUENTIAL_LABEL = "engine: sequential calls"
 FILES = (("executable", "executable-data.json", "executable-spec.json"),
          ("glaive", "non-executable-glaive-data.json", "non-executable-glaive-spec.json"),
          ("sgd", "non-executable-sgd-data.json", "non-executable-sgd-spec.json"))
@@ -151,12 +152,60 @@ def nestful_request(item: dict[str, Any]) -> LLMRequest:
     )
 
 
-async def answer(system: str, backend: Backend, item: dict[str, Any]) -> dict[str, Any]:
+def dag_plan_request(item: dict[str, Any]) -> LLMRequest:
+    """The request the dag planner makes for its first plan (same prompt, same plan schema)."""
+    from toolkit.planner.dag import PLAN_INSTRUCTIONS
+    from toolkit.planner.dag.plan import plan_json_schema
+    from toolkit.planner.prompts import system_message
+
+    return LLMRequest(
+        messages=[system_message(item["tools"], PLAN_INSTRUCTIONS), Message(role="user", content=item["input"])],
+        tool_choice="none",
+        constraint=Constraint(kind="json_schema", json_schema=plan_json_schema(item["tools"])),
+        sampling=Sampling(temperature=0.0, max_tokens=1024, seed=0),
+    )
+
+
+def plan_to_calls(text: str) -> list[dict[str, Any]]:
+    """A dag plan's steps as a NESTFUL sequence: `$N.field` references become `$var<i>.field$`."""
+    from toolkit.planner.dag.plan import REFERENCE, Plan
+
+    plan = Plan.model_validate_json(text)
+    position = {step.id: index + 1 for index, step in enumerate(plan.steps)}
+
+    def rewrite(value: Any) -> Any:
+        if isinstance(value, str):
+            def one(match: re.Match[str]) -> str:
+                if match.group(0) == "$$":
+                    return "$"
+                step_id, path = int(match.group(1) or match.group(3)), match.group(2) or match.group(4) or ""
+                return f"$var{position.get(step_id, step_id)}{path}$"
+            return REFERENCE.sub(one, value)
+        if isinstance(value, dict):
+            return {k: rewrite(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [rewrite(v) for v in value]
+        return value
+
+    return [{"name": step.action, "arguments": rewrite(step.arguments)} for step in plan.steps]
+
+
+async def answer(system: str, backend: Backend, item: dict[str, Any], mode: str = "sequential") -> dict[str, Any]:
+    request = dag_plan_request(item) if mode == "dag" else nestful_request(item)
     try:
-        response = await backend.generate(nestful_request(item))
+        response = await backend.generate(request)
     except Exception as exc:  # noqa: BLE001 - scored as an empty, unparseable answer
         response = LLMResponse(finish_reason="error", parse_error=f"{type(exc).__name__}: {exc}")
-    calls = [] if response.parse_error else [{"name": c.name, "arguments": c.arguments} for c in response.tool_calls]
+    calls: list[dict[str, Any]] = []
+    if mode == "dag" and not response.parse_error and not response.text.strip() and response.tool_calls:
+        mode = "sequential"  # a backend that answers with native calls (as the dag planner accepts too)
+    if mode == "dag" and not response.parse_error:
+        try:
+            calls = plan_to_calls(response.text)
+        except ValueError as exc:
+            response.parse_error = f"the plan could not be read: {exc}"[:300]
+    elif not response.parse_error:
+        calls = [{"name": c.name, "arguments": c.arguments} for c in response.tool_calls]
     return {"id": item["id"], "system": system, "calls": calls, "unparseable": response.parse_error is not None,
             "parse_error": response.parse_error, **score_sequence(calls, item["gold"])}
 
@@ -165,21 +214,29 @@ async def run_nestful(
     limit: int | None = 20,
     model: str | None = None,
     data_dir: str | None = None,
-    planner: str = "sequential",
+    planner: str = "both",
     progress: Progress | None = None,
     engine: Backend | None = None,
     baseline: Backend | None = None,
     concurrency: int = 4,
 ) -> EvalReport:
+    """`planner`: dag (the dag planner's first plan), sequential (calls in one request) or both."""
+    if planner not in ("dag", "sequential", "both"):
+        raise ValueError(f"--planner must be dag, sequential or both, not {planner!r}")
     items = load_nestful(data_dir, limit)
     engine = engine or load_backend(model)
     baseline = baseline or make_baseline(model, engine)
-    systems = [ENGINE_LABEL, baseline.name]
+    runs = [(DAG_LABEL, engine, "dag")] if planner in ("dag", "both") else []
+    runs += [(SEQUENTIAL_LABEL, engine, "sequential")] if planner in ("sequential", "both") else []
+    runs.append((baseline.name, baseline, "sequential"))
+    systems = [label for label, _, _ in runs]
     results: list[dict[str, Any]] = []
     wall = {}
     try:
-        for label, backend in ((ENGINE_LABEL, engine), (baseline.name, baseline)):
-            done, seconds = await run_all(f"nestful · {label}", items, lambda i, b=backend, s=label: answer(s, b, i), progress, concurrency)
+        for label, backend, mode in runs:
+            done, seconds = await run_all(
+                f"nestful · {label}", items, lambda i, b=backend, s=label, m=mode: answer(s, b, i, m), progress, concurrency
+            )
             results.extend(done)
             wall[label] = round(seconds, 2)
     finally:
@@ -196,12 +253,11 @@ async def run_nestful(
     notes = [
         f"{len(items)} questions interleaved from NESTFUL's executable, glaive and sgd files; "
         f"tools offered: the gold functions plus {DISTRACTORS} others from the same spec.",
-        "Engine: the whole sequence in one constrained request (calls in order; the i-th is var<i>).",
+        "dag plan: the dag planner's plan request (its prompt and plan schema), steps in plan order; "
+        "sequential calls: the whole sequence as tool calls in one constrained request (the i-th is var<i>).",
     ]
     missing = [i["id"] for i in items if i["missing"]]
     if missing:
         notes.append(f"{len(missing)} question(s) need a function their spec file lacks (no system can match them fully): {', '.join(missing)}.")
-    if planner == "dag":
-        notes.append("--planner dag asked: the dag planner's plan is not used here yet; the one-request sequence is scored.")
     return EvalReport(suite="NESTFUL", model=model or "llamacpp:default", systems=systems, rows=rows,
                       items=results, wall_s=wall, notes=notes)

@@ -46,12 +46,12 @@ class EvalReport(BaseModel):
         head = f"### {self.suite} — model `{self.model}`\n\n"
         columns = ["", "n", *self.systems]
         if len(self.systems) >= 2:
-            columns.append("Δ (1st − 2nd)")
+            columns.append("Δ (1st − baseline)")
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for row in self.rows:
             cells = [row.name, str(row.n)] + [_format(row.values.get(s), row.unit) for s in self.systems]
             if len(self.systems) >= 2:
-                a, b = row.values.get(self.systems[0]), row.values.get(self.systems[1])
+                a, b = row.values.get(self.systems[0]), row.values.get(self.systems[-1])
                 cells.append(_format(a - b, row.unit, signed=True) if a is not None and b is not None else "")
             lines.append("| " + " | ".join(cells) + " |")
         wall = ", ".join(f"{s}: {t:.1f} s" for s, t in self.wall_s.items())

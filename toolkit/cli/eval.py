@@ -71,7 +71,7 @@ def bfcl(
 def nestful(
     limit: Optional[int] = Limit,
     model: Optional[str] = Model,
-    planner: str = typer.Option("sequential", "--planner", "-p", help="sequential (the whole sequence in one constrained request) or dag."),
+    planner: str = typer.Option("both", "--planner", "-p", help="dag (the dag planner's plan), sequential (calls in one constrained request) or both."),
     as_json: bool = AsJson,
     data_dir: Optional[str] = DataDir,
     out: Optional[str] = Out,
