@@ -1,0 +1,192 @@
+"""Playwright driving Chromium: one browser per process (per event loop), one context and page
+per agent session.
+
+The browser is launched on first use and closed when its last session closes, unless something
+holds it open with `keep_browser()` (a long-lived server, a test session). Playwright gives every
+launch a fresh temporary profile (user-data-dir), so sessions share no cookies with anything
+outside the process, and each session's context shares none with the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+from toolkit.tools.browser.errors import ActionRefused, PageLoadError
+from toolkit.tools.browser.proxy import BLOCKED_HEADER, PolicyProxy
+from toolkit.tools.browser.settings import CHROMIUM_ARGS, BrowserSettings
+from toolkit.tools.browser.urls import URLPolicy
+
+INNER_TEXT_JS = "() => document.body ? document.body.innerText : document.documentElement.innerText || ''"
+
+
+@dataclass
+class LoadedPage:
+    url: str  # after redirects
+    title: str
+    status: int | None
+    html: str
+    inner_text: str
+
+
+class BrowserHost:
+    """A launched Chromium and the Playwright driver that talks to it, bound to one event loop."""
+
+    def __init__(self, key: tuple, loop: asyncio.AbstractEventLoop):
+        self.key = key
+        self.loop = loop
+        self.playwright = None
+        self.browser = None
+        self.users = 0  # open sessions
+        self.pins = 0  # keep_browser() holders
+
+    async def launch(self, settings: BrowserSettings) -> None:
+        try:
+            from playwright.async_api import async_playwright
+        except ImportError:
+            raise PageLoadError("playwright is not installed (pip install 'toolkit[browser]')") from None
+        self.playwright = await async_playwright().start()
+        try:
+            self.browser = await self.playwright.chromium.launch(
+                executable_path=settings.chromium_path,
+                headless=settings.headless,
+                args=[*CHROMIUM_ARGS, *settings.extra_args],
+            )
+        except Exception as exc:
+            await self.playwright.stop()
+            raise PageLoadError(f"cannot launch Chromium at {settings.chromium_path}: {_first_line(exc)}") from None
+
+    @property
+    def alive(self) -> bool:
+        return self.browser is not None and self.browser.is_connected() and not self.loop.is_closed()
+
+    async def close(self) -> None:
+        browser, playwright, self.browser, self.playwright = self.browser, self.playwright, None, None
+        try:
+            if browser is not None:
+                await browser.close()
+        finally:
+            if playwright is not None:
+                await playwright.stop()
+
+
+_hosts: dict[tuple, BrowserHost] = {}
+_locks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
+
+
+def _key(settings: BrowserSettings) -> tuple:
+    return (settings.chromium_path, settings.headless, tuple(settings.extra_args))
+
+
+async def acquire_host(settings: BrowserSettings, *, pin: bool = False) -> BrowserHost:
+    loop = asyncio.get_running_loop()
+    lock = _locks.setdefault(loop, asyncio.Lock())
+    async with lock:
+        key = _key(settings)
+        host = _hosts.get(key)
+        if host is None or not host.alive:
+            # a host of a finished event loop can't be closed from this one; its driver exits with
+            # the pipes the old loop dropped
+            host = BrowserHost(key, loop)
+            await host.launch(settings)
+            _hosts[key] = host
+        if pin:
+            host.pins += 1
+        else:
+            host.users += 1
+        return host
+
+
+async def release_host(host: BrowserHost, *, pin: bool = False) -> None:
+    if pin:
+        host.pins -= 1
+    else:
+        host.users -= 1
+    if host.users <= 0 and host.pins <= 0 and host.alive:
+        if _hosts.get(host.key) is host:
+            del _hosts[host.key]
+        await host.close()
+
+
+@asynccontextmanager
+async def keep_browser(settings: BrowserSettings | None = None) -> AsyncIterator[BrowserHost]:
+    """Hold the shared browser open (launching it now) for the duration of the block."""
+    host = await acquire_host(settings or BrowserSettings(), pin=True)
+    try:
+        yield host
+    finally:
+        await release_host(host, pin=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+class PageDriver:
+    """One session's browser context and page. Every request the page makes goes through the
+    session's policy proxy (loopback included: Chromium otherwise bypasses proxies for it)."""
+
+    def __init__(self, settings: BrowserSettings, policy: URLPolicy):
+        self.settings = settings
+        self.policy = policy
+        self.host: BrowserHost | None = None
+        self.context = None
+        self.page = None
+        self.proxy = PolicyProxy(policy)
+        self._start_lock = asyncio.Lock()  # `fetch` may start the page while another action does
+
+    async def start(self) -> None:
+        async with self._start_lock:
+            if self.page is not None:
+                return
+            self.host = await acquire_host(self.settings)
+            try:
+                proxy_url = await self.proxy.start()
+                self.context = await self.host.browser.new_context(
+                    service_workers="block",
+                    accept_downloads=False,
+                    proxy={"server": proxy_url, "bypass": "<-loopback>"},
+                )
+                self.context.set_default_navigation_timeout(self.settings.navigation_timeout_s * 1000)
+                self.page = await self.context.new_page()
+            except Exception:
+                await self.close()
+                raise
+
+    async def load(self, url: str, *, new_page: bool = False) -> LoadedPage:
+        """Navigate (the session's page, or a throw-away one) and read the page."""
+        await self.start()
+        page = await self.context.new_page() if new_page else self.page
+        blocked_before = len(self.proxy.blocked)
+        try:
+            try:
+                response = await page.goto(url, wait_until="load")
+            except Exception as exc:
+                if len(self.proxy.blocked) > blocked_before:  # e.g. an https redirect to a refused host
+                    blocked, reason = self.proxy.blocked[-1]
+                    raise ActionRefused(f"{blocked} was blocked: {reason}") from None
+                raise PageLoadError(f"could not load {url}: {_first_line(exc)}") from None
+            if response is not None and response.status == 403:
+                reason = await response.header_value(BLOCKED_HEADER)
+                if reason:  # the proxy refused the page itself (a redirect hop, typically)
+                    raise ActionRefused(f"{response.url} was blocked: {reason}")
+            html = await page.content()
+            inner_text = await page.evaluate(INNER_TEXT_JS)
+            return LoadedPage(url=page.url, title=await page.title(), status=response.status if response else None, html=html, inner_text=inner_text or "")
+        finally:
+            if new_page:
+                await page.close()
+
+    async def close(self) -> None:
+        context, host, self.context, self.page, self.host = self.context, self.host, None, None, None
+        try:
+            if context is not None:
+                await context.close()
+        finally:
+            await self.proxy.close()
+            if host is not None:
+                await release_host(host)
