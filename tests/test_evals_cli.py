@@ -1,0 +1,123 @@
+"""`toolkit eval ...` end to end on a scripted backend (--limit 3), data read via the evaldata fixture."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from evals.bfcl import CATEGORIES, load_category
+from evals.bfcl.gold import gold_calls, perturb
+from evals.nestful import load_nestful
+from toolkit.cli.main import app
+
+runner = CliRunner()
+
+
+def bfcl_script(tmp_path, evaldata, perturbation: str | None = None):
+    """A scripted model that answers each of the first 3 questions per category with its gold calls
+    (or a perturbed copy of them)."""
+    scripts = []
+    for category in CATEGORIES:
+        for question in load_category(category, evaldata, 3):
+            calls = gold_calls(question) if perturbation is None else perturb(question, perturbation) or []
+            tool_calls = [{"name": name, "arguments": args} for call in calls for name, args in call.items()]
+            scripts.append({
+                "match": "^" + re.escape(question.messages[0]["content"]) + "$",
+                "responses": [{"tool_calls": tool_calls, "text": "" if tool_calls else "No function fits."}],
+            })
+    path = tmp_path / "bfcl.yaml"
+    path.write_text(yaml.safe_dump({"scripts": scripts}), encoding="utf-8")
+    return path
+
+
+def run(*args: str):
+    result = runner.invoke(app, ["eval", *args])
+    return result
+
+
+def test_bfcl_gold_answers_score_100_percent_with_the_baseline_beside(tmp_path, evaldata):
+    script = bfcl_script(tmp_path, evaldata)
+    out = tmp_path / "report.json"
+    result = run("bfcl", "--limit", "3", "--model", f"scripted:{script}", "--data-dir", str(evaldata), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "| simple_python | 3 | 100.0% | 100.0% |" in result.stdout
+    assert "raw prompt (no constraint)" in result.stdout  # the baseline's column
+    report = json.loads(out.read_text())
+    assert report["systems"] == ["toolkit engine", "raw prompt (no constraint)"]
+    rows = {r["name"]: r for r in report["rows"]}
+    assert set(CATEGORIES) <= set(rows)
+    assert rows["overall"]["values"]["toolkit engine"] == 1.0
+    assert rows["unparseable outputs"]["values"]["toolkit engine"] == 0.0
+    assert len(report["items"]) == 2 * 5 * 3
+    assert out.with_suffix(".md").read_text().startswith("### BFCL")
+
+
+def test_bfcl_perturbed_answers_score_0_percent_except_irrelevance(tmp_path, evaldata):
+    script = bfcl_script(tmp_path, evaldata, perturbation="wrong_value")
+    result = run("bfcl", "--limit", "3", "--model", f"scripted:{script}", "--data-dir", str(evaldata), "--json",
+                 "--categories", "simple_python,multiple,parallel,parallel_multiple")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert all(row["values"]["toolkit engine"] == 0.0 for row in report["rows"] if row["name"] in CATEGORIES)
+
+
+def test_bfcl_errors_are_clear(tmp_path, evaldata):
+    result = run("bfcl", "--limit", "1", "--model", "scripted:/nonexistent.yaml", "--data-dir", str(tmp_path))
+    assert result.exit_code == 2
+    assert "BFCL data not found" in result.output
+    result = run("bfcl", "--categories", "java", "--data-dir", str(evaldata), "--model", "scripted:/x.yaml")
+    assert result.exit_code == 2 and "unsupported BFCL categories" in result.output
+
+
+def test_nestful_gold_sequences_score_full_marks(tmp_path, evaldata):
+    scripts = [
+        {"match": "^" + re.escape(item["input"]) + "$",
+         "responses": [{"tool_calls": [{"name": c["name"], "arguments": c["arguments"]} for c in item["gold"]]}]}
+        for item in load_nestful(evaldata, 3)
+    ]
+    script = tmp_path / "nestful.yaml"
+    script.write_text(yaml.safe_dump({"scripts": scripts}), encoding="utf-8")
+    result = run("nestful", "--limit", "3", "--model", f"scripted:{script}", "--data-dir", str(evaldata), "--json")
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r["values"] for r in json.loads(result.stdout)["rows"]}
+    assert rows["full-sequence accuracy"]["engine: sequential calls"] == 1.0
+    assert rows["F1 arguments"]["engine: dag plan"] == 1.0
+
+
+def test_gsm8k_scores_the_final_number_engine_and_baseline(tmp_path, evaldata):
+    script = tmp_path / "gsm8k.yaml"
+    script.write_text(yaml.safe_dump({
+        "scripts": [{"match": "Janet", "responses": [
+            {"tool_calls": [{"name": "math.calculate", "arguments": {"expression": "(16-3-4)*2"}}]},
+            {"text": "She makes 18 dollars. The answer is 18."}]}],
+        "default": [{"text": "The answer is 1,000,000."}],
+    }), encoding="utf-8")
+    result = run("gsm8k", "--limit", "3", "--model", f"scripted:{script}", "--data-dir", str(evaldata), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    accuracy = report["rows"][0]["values"]
+    assert accuracy["toolkit engine (react + math.calculate)"] == pytest.approx(1 / 3)
+    assert accuracy["raw prompt, no tools"] == 0.0  # the baseline got a tool call back, with no number
+
+
+def test_parallelqa_runs_dag_and_react_against_the_local_index(tmp_path, evaldata):
+    script = tmp_path / "pqa.yaml"
+    script.write_text(yaml.safe_dump({
+        "scripts": [{"match": "Mariana Trench was 20% shallower", "responses": [
+            {"tool_calls": [{"name": "search", "arguments": {"query": "Mariana Trench depth"}},
+                            {"name": "search", "arguments": {"query": "Puerto Rico Trench depth"}}]},
+            {"text": "Mariana Trench"}]}],
+        "default": [{"text": "I do not know."}],
+    }), encoding="utf-8")
+    out = tmp_path / "pqa.json"
+    result = run("parallelqa", "--limit", "3", "--model", f"scripted:{script}", "--data-dir", str(evaldata), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["systems"] == ["dag planner", "react planner"]
+    first = [i for i in report["items"] if i["id"] == "1"]
+    assert all(i["correct"] and len(i["calls"]) == 2 for i in first)
+    assert "fixture corpus" in result.stdout
