@@ -224,7 +224,7 @@ class ToolRegistry:
         for tool in self.available():
             for action in tool.manifest.actions:
                 qualified = qualified_name(tool.name, action.name)
-                if wanted is not None and tool.name not in wanted and qualified not in wanted:
+                if wanted is not None and not wanted & {tool.name, qualified, f"{tool.name}.{action.name}"}:
                     continue
                 out.append(action_spec(tool.manifest, action))
         return out
@@ -233,6 +233,17 @@ class ToolRegistry:
         from toolkit.interop.openai_schema import to_openai_tools
 
         return to_openai_tools(self.specs(names))
+
+    def to_langchain(self, names: list[str] | None = None) -> list[Any]:
+        """LangChain StructuredTools that call through an Executor (needs langchain-core)."""
+        from toolkit.interop.langchain_tools import to_langchain_tools
+
+        return to_langchain_tools(self, names)
+
+    def add_langchain_tool(self, tool: Any, **options: Any) -> RegisteredTool | None:
+        from toolkit.interop.langchain_tools import add_langchain_tool
+
+        return add_langchain_tool(self, tool, **options)
 
 
 def action_spec(manifest: Manifest, action: Action) -> ToolSpec:
