@@ -262,19 +262,32 @@ def _ray_skip_reason() -> str | None:
 @pytest.mark.slow
 @pytest.mark.skipif(_ray_skip_reason() is not None, reason=str(_ray_skip_reason()))
 def test_ray_executor_runs_50_tasks_over_two_local_workers_into_one_file(tmp_path):
+    """Also kills one worker mid-run (after both have delivered results): its tasks go to the other."""
     tasks = write_tasks(tmp_path / "tasks.jsonl", 50)
-    script = write_script(tmp_path / "s.yaml", delay=0.02, tool="calc.pid", arguments={})
+    script = write_script(tmp_path / "s.yaml", delay=0.05, tool="calc.pid", arguments={})
     out = tmp_path / "out.jsonl"
     out.write_text(json.dumps({"id": "t0", "status": "ok", "answer": "from an earlier run"}) + "\n")  # resumed: not rerun
     cmd = [sys.executable, "-m", "toolkit", *batch_args(tasks, out, script, "--executor", "ray", "--workers", "2", "--concurrency", "4", "--resume")]
-    done = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=400)
-    assert done.returncode == 0, done.stderr
+    proc = subprocess.Popen(cmd, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def worker_pids() -> list[int]:
+        return [o["content"] for r in read_results(out)[1:] for s in r["steps"] for o in s["observations"]]
+
+    killed = None
+    while proc.poll() is None and killed is None:
+        pids = worker_pids()
+        if len(set(pids)) == 2 and len(pids) >= 10:
+            killed = pids[0]
+            os.kill(killed, signal.SIGKILL)  # a Ray worker process this test's batch started
+        time.sleep(0.01)
+    _, stderr = proc.communicate(timeout=400)
+    assert proc.returncode == 0, stderr
     lines = read_results(out)
     ids = [r["id"] for r in lines]
     assert len(ids) == 50 and set(ids) == {f"t{i}" for i in range(50)}
     assert lines[0]["answer"] == "from an earlier run"
-    pids = {o["content"] for r in lines[1:] for s in r["steps"] for o in s["observations"]}
-    print("ray worker pids:", pids, "| stderr tail:", done.stderr.strip().splitlines()[-4:])
+    pids = set(worker_pids())
+    print("ray worker pids:", pids, "killed:", killed, "| stderr tail:", stderr.strip().splitlines()[-4:])
     assert len(pids) == 2 and os.getpid() not in pids  # two worker processes ran the tools
 
 

@@ -6,10 +6,13 @@ workers only run tasks. Each task is one call on an async actor, so a worker has
 back as soon as it is done, to be appended by the driver: the results file stays the one record of
 what is done, and `--resume` works the same as in one process.
 
-A worker that dies takes its in-flight tasks with it: they come back as `cancelled` (not written),
-so the next `--resume` runs them. On a real cluster each node needs toolkit installed, and the
-model file (for `llamacpp:`/`scripted:` strings) at the same path; TOOLKIT_* variables and the
-tools path given to the driver are passed to the workers.
+A worker that dies is dropped from the pool and its in-flight tasks are sent to the others (a task
+may then have run its tools twice, but it has one result); with no worker left, the remaining tasks
+come back as `cancelled` (not written), so the next `--resume` runs them.
+
+On a real cluster each node needs toolkit installed, and the model file (for `llamacpp:` and
+`scripted:` strings) at the same path; TOOLKIT_* variables, PYTHONPATH and the tools path given to
+the driver are passed to the workers.
 """
 
 from __future__ import annotations
@@ -46,6 +49,11 @@ class AgentWorker:
         return result.model_dump(mode="json")
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _portable_model(model: str | None) -> str | None:
     """A relative model file path means the driver's folder: make it absolute for the workers."""
     if not model:
@@ -71,6 +79,8 @@ class RayExecutor:
         self._actors: list[Any] = []
         self._load: list[int] = []
         self._started_ray = False  # shut down only a Ray this executor started
+        self._dead: set[int] = set()
+        self._last_death = ""
         self.nodes: list[str] = []
 
     def start(self, concurrency: int) -> None:
@@ -98,18 +108,25 @@ class RayExecutor:
             raise RayUnavailable(f"a Ray worker could not build its agent: {exc}") from None
 
     async def _run_one(self, task: TaskInput) -> TaskResult:
+        """Run on the least busy live worker; if that worker dies, on another one."""
         import ray
 
-        index = min(range(len(self._actors)), key=self._load.__getitem__)  # least busy worker
-        self._load[index] += 1
-        try:
-            data = await self._actors[index].run.remote(task.model_dump(), self.keep_trace)
-            return TaskResult.model_validate(data)
-        except ray.exceptions.RayError as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            return TaskResult(task_id=task.id or "", task=task.task, status="cancelled", error=f"Ray worker lost: {reason}")
-        finally:
-            self._load[index] -= 1
+        while True:
+            live = [i for i in range(len(self._actors)) if i not in self._dead]
+            if not live:
+                return TaskResult(task_id=task.id or "", task=task.task, status="cancelled", error=f"no Ray worker left ({self._last_death})")
+            index = min(live, key=self._load.__getitem__)
+            self._load[index] += 1
+            try:
+                data = await self._actors[index].run.remote(task.model_dump(), self.keep_trace)
+                return TaskResult.model_validate(data)
+            except ray.exceptions.RayActorError as exc:  # the worker died: its tasks go to the others
+                self._dead.add(index)
+                self._last_death = f"worker {index} died: {_first_line(exc)}"
+            except ray.exceptions.RayError as exc:
+                return TaskResult(task_id=task.id or "", task=task.task, status="cancelled", error=f"Ray: {_first_line(exc)}")
+            finally:
+                self._load[index] -= 1
 
     async def arun_many(self, tasks: Iterable[TaskInput], concurrency: int = 8) -> AsyncIterator[TaskResult]:
         if not self._actors:
