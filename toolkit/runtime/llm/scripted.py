@@ -22,7 +22,8 @@ match as well (e.g. to answer a planner's joiner prompt differently from its pla
 
 `stream(request)` yields a response's text in chunks of `chunk_chars` characters (default 16),
 sleeping `chunk_delay_s` before each, then one LLMResponse with the whole text and usage: it
-stands in for a model decoding a long output (a plan) token by token.
+stands in for a model decoding a long output (a plan) token by token. `generate` takes as long
+(it sleeps `delay_s` plus every chunk's delay) and returns the whole text at once.
 """
 
 from __future__ import annotations
@@ -128,8 +129,10 @@ class ScriptedBackend:
     async def generate(self, request: LLMRequest) -> LLMResponse:
         started = time.perf_counter()
         reply = self._next_reply(request)
-        if reply.delay_s:
-            await asyncio.sleep(reply.delay_s)
+        # the whole text takes as long as streaming it would: chunk delays count here too
+        chunks = -(-len(reply.text) // reply.chunk_chars)
+        if reply.delay_s or reply.chunk_delay_s:
+            await asyncio.sleep(reply.delay_s + chunks * reply.chunk_delay_s)
         return self._response(request, reply, started)
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[str | LLMResponse]:
