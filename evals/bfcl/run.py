@@ -8,6 +8,7 @@ questions go to the baseline (evals/baselines.py) in the same invocation.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rich.progress import Progress
@@ -47,10 +48,41 @@ def bfcl_request(question: Question, max_tokens: int = 512) -> LLMRequest:
     )
 
 
-async def answer_question(system: str, backend: Backend, question: Question) -> dict[str, Any]:
+NEXT_CALL_PROMPT = (
+    "(Recorded; functions are not executed here.) If the question asks for another function call, "
+    "make it now; otherwise give the final answer."
+)
+
+
+def _call_key(call: Any) -> str:
+    return json.dumps([call.name, call.arguments], sort_keys=True, default=str)
+
+
+async def engine_response(backend: Backend, question: Question, max_calls: int = 1) -> LLMResponse:
+    """The engine's answer: tool turns until the model answers instead of calling (at most
+    `max_calls` calls, a repeated call ends it). With `max_calls=1`, exactly one model request."""
+    request = bfcl_request(question)
+    response = await backend.generate(request)
+    calls = list(response.tool_calls)
+    while calls and not response.parse_error and len(calls) < max_calls:
+        messages = [*request.messages, Message(role="assistant", tool_calls=calls),
+                    Message(role="user", content=NEXT_CALL_PROMPT)]
+        following = await backend.generate(request.model_copy(update={"messages": messages}))
+        seen = {_call_key(k) for k in calls}
+        new = [c for c in following.tool_calls if _call_key(c) not in seen]
+        if following.parse_error or not new:
+            break
+        calls.extend(new)
+    return response.model_copy(update={"tool_calls": calls})
+
+
+async def answer_question(system: str, backend: Backend, question: Question, max_calls: int = 1) -> dict[str, Any]:
     """One question through one system, scored. Never raises: a failure is an unparseable answer."""
     try:
-        response = await backend.generate(bfcl_request(question))
+        if max_calls > 1:
+            response = await engine_response(backend, question, max_calls)
+        else:
+            response = await backend.generate(bfcl_request(question))
     except Exception as exc:  # noqa: BLE001 - a crashed generation is scored, not fatal
         response = LLMResponse(finish_reason="error", parse_error=f"{type(exc).__name__}: {exc}")
     unparseable = response.parse_error is not None
@@ -99,8 +131,10 @@ async def run_bfcl(
     engine: Backend | None = None,
     baseline: Backend | None = None,
     concurrency: int = 4,
+    max_calls: int = 4,
 ) -> EvalReport:
-    """Score the engine and its baseline on the first `limit` questions of each category."""
+    """Score the engine and its baseline on the first `limit` questions of each category.
+    `max_calls`: the engine's budget of calls per question (1: a single model request)."""
     unknown = [c for c in categories if c not in CATEGORIES and not c.startswith("live_")]
     if unknown:
         raise ValueError(f"unsupported BFCL categories {unknown}; choose from {', '.join(CATEGORIES)}")
@@ -111,9 +145,9 @@ async def run_bfcl(
     items: list[dict[str, Any]] = []
     wall: dict[str, float] = {}
     try:
-        for label, backend in ((ENGINE_LABEL, engine), (baseline.name, baseline)):
+        for label, backend, budget in ((ENGINE_LABEL, engine, max_calls), (baseline.name, baseline, 1)):
             results, seconds = await run_all(
-                f"bfcl · {label}", questions, lambda q, b=backend, s=label: answer_question(s, b, q), progress, concurrency
+                f"bfcl · {label}", questions, lambda q, b=backend, s=label, m=budget: answer_question(s, b, q, m), progress, concurrency
             )
             items.extend(results)
             wall[label] = round(seconds, 2)
