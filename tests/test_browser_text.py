@@ -1,7 +1,12 @@
-"""Page text windows and the matching that `find` and `quote` use (no browser needed)."""
+"""Browser parts that need no browser: page text windows, the matching that `find` and `quote`
+use, the settings."""
 
 from __future__ import annotations
 
+import yaml
+
+from toolkit.registry import builtin_manifest_dir
+from toolkit.tools.browser.settings import BrowserSettings, parse_settings
 from toolkit.tools.browser.text import Window, find_spans, readable_text, split_windows
 
 
@@ -28,3 +33,8 @@ def test_readable_text_falls_back_to_inner_text_when_extraction_keeps_too_little
     article = "<html><body><nav>Menu Home About</nav><article>" + "<p>A long paragraph about towers and iron. </p>" * 20 + "</article></body></html>"
     text, extractor = readable_text(article, "Menu Home About\n" + "A long paragraph about towers and iron.\n" * 20)
     assert extractor == "trafilatura" and "Menu Home About" not in text
+
+
+def test_manifest_settings_match_the_code_defaults():
+    manifest = yaml.safe_load((builtin_manifest_dir() / "browser.yaml").read_text())
+    assert parse_settings(manifest["settings"]) == BrowserSettings()

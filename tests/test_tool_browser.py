@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+import yaml
 
 from toolkit.registry import ToolRegistry
+from toolkit.runtime.agent import Agent
 from toolkit.runtime.executor import Executor
 from toolkit.tools.search import build_index
 from toolkit.types import ErrorCode, ToolCall
@@ -285,3 +287,35 @@ async def test_file_results_of_a_local_index_load(site, chromium, tmp_path):
         assert "oldest standing bridge" in page.content["text"]
     finally:
         await ex.aclose()
+
+
+async def test_an_agent_browses_through_the_react_planner(site, chromium, tmp_path):
+    script = [
+        {"tool_calls": [{"name": "browser.search", "arguments": {"query": "Eiffel Tower completed"}}]},
+        {"tool_calls": [{"name": "browser.load", "arguments": {"index": 0}}]},
+        {"tool_calls": [{"name": "browser.quote", "arguments": {"text": "The Eiffel Tower was completed in 1889"}}]},
+        {"tool_calls": [{"name": "browser.finish", "arguments": {}}]},
+        {"text": "It was completed in 1889."},
+    ]
+    (tmp_path / "script.yaml").write_text(yaml.safe_dump(script))
+    registry = _executor(site).registry
+    agent = Agent(model=f"scripted:{tmp_path / 'script.yaml'}", tools=registry, tool_names=["browser"], planner="react")
+    try:
+        result = await agent.arun("When was the Eiffel Tower completed? Cite a source.")
+    finally:
+        await agent.aclose()
+    assert result.status == "ok", result.error
+    observations = [o for step in result.steps for o in step.observations]
+    assert [o.name for o in observations] == ["browser.search", "browser.load", "browser.quote", "browser.finish"]
+    assert all(o.ok for o in observations), [o.text for o in observations]
+    assert observations[-1].content["quotes"][0]["url"] == site["base"] + "tower.html"
+
+
+async def test_a_search_with_no_backend_names_the_offline_option(site, chromium):
+    ex = _executor(site, search={"online_backends": ["searxng"]})
+    try:
+        obs = await _call(ex, "search", query="anything")
+        assert not obs.ok and "toolkit index build" in obs.message
+    finally:
+        await ex.aclose()
+

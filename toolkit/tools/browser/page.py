@@ -141,6 +141,9 @@ class PageDriver:
 
     async def start(self) -> None:
         async with self._start_lock:
+            if self.page is not None and (self.page.is_closed() or self.host is None or not self.host.alive):
+                await self.close()  # Chromium crashed or was closed under us: start afresh
+                self.proxy = PolicyProxy(self.policy)
             if self.page is not None:
                 return
             self.host = await acquire_host(self.settings)
