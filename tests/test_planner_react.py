@@ -132,9 +132,10 @@ class KeywordScoringBackend(ScriptedBackend):
     capabilities = Capabilities(native_tools=True, scoring=True)
 
     async def score(self, request: LLMRequest, candidates: list[str]) -> list[float]:
-        self.scored = candidates
+        names = [c.removeprefix('{"name": "').rstrip('"') for c in candidates]
+        self.scored = names
         task = request.messages[1].content
-        return [0.0 if c in task else -5.0 for c in candidates]
+        return [0.0 if n in task else -5.0 for n in names]
 
 
 def test_rank_actions_forces_the_likeliest_tool():

@@ -58,22 +58,23 @@ async def rank_actions(
     allow_answer: bool = True,
     step: int | None = None,
     node: str | None = None,
+    per_char: bool = False,
 ) -> list[tuple[str, float]]:
     """Candidate actions (tool names, and FINAL_ANSWER) ranked by the model's log-likelihood of
-    naming each one next, best first. The ranking goes into the trace as a `plan` event."""
-    candidates = [s.name for s in tools] + ([FINAL_ANSWER] if allow_answer else [])
-    question = Message(
-        role="user",
-        content="Which action should come next? Reply with its name only, one of: " + ", ".join(candidates) + ".",
-    )
-    request = LLMRequest(messages=[*messages, question], tool_choice="none")
-    scores = await ctx.backend.score(request, candidates)  # type: ignore[attr-defined]
-    ranked = sorted(zip(candidates, (float(s) for s in scores)), key=lambda pair: -pair[1])
+    the reply starting with a call of each, best first. The candidates are the opening of the
+    reply in the common JSON call format, `{"name": "<action>"`; `per_char` divides each score
+    by the name's length (a sum of log-probabilities favours short names). The ranking goes into
+    the trace as a `plan` event."""
+    names = [s.name for s in tools] + ([FINAL_ANSWER] if allow_answer else [])
+    request = LLMRequest(messages=messages, tools=tools)
+    scores = await ctx.backend.score(request, [f'{{"name": "{name}"' for name in names])  # type: ignore[attr-defined]
+    values = [float(s) / (len(n) + 1 if per_char else 1) for n, s in zip(names, scores)]
+    ranked = sorted(zip(names, values), key=lambda pair: -pair[1])
     ctx.emit(
         "plan",
         step=step,
         node=node,
-        text=f"ranked {len(candidates)} actions by log-likelihood; chose {ranked[0][0]}",
+        text=f"ranked {len(names)} actions by log-likelihood; chose {ranked[0][0]}",
         plan=[{"action": name, "score": round(score, 4)} for name, score in ranked],
     )
     return ranked
