@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from toolkit.bindings import ActionBinding, BindingError, make_bindings
+from toolkit.lockfile import LockFile, default_lock_path, read_lock
 from toolkit.manifest import Action, Manifest, ManifestError, load_manifest, manifest_files
 from toolkit.types import ToolSpec
 
@@ -75,11 +76,17 @@ def split_name(qualified: str) -> tuple[str, str | None]:
 class ToolRegistry:
     """Tools by name. `ToolRegistry.default()` loads the built-ins, user folders and entry points."""
 
-    def __init__(self, tool_settings: dict[str, dict[str, Any]] | None = None, environ: dict[str, str] | None = None):
+    def __init__(
+        self,
+        tool_settings: dict[str, dict[str, Any]] | None = None,
+        environ: dict[str, str] | None = None,
+        lock: LockFile | None = None,
+    ):
         self.tools: dict[str, RegisteredTool] = {}
         self.errors: list[ManifestError] = []
         self.tool_settings = tool_settings or {}
         self.environ = environ if environ is not None else dict(os.environ)
+        self.lock = lock  # pinned content hashes; a tool that changed since is refused
 
     @classmethod
     def default(
@@ -89,8 +96,10 @@ class ToolRegistry:
         builtin: bool = True,
         entry_points: bool = True,
         tool_settings: dict[str, dict[str, Any]] | None = None,
+        lock_path: Path | None = None,
     ) -> ToolRegistry:
-        registry = cls(tool_settings=tool_settings)
+        """`lock_path`: the lock file to enforce (default: `$TOOLKIT_HOME/tools.lock.json` if it exists)."""
+        registry = cls(tool_settings=tool_settings, lock=read_lock(lock_path or default_lock_path()))
         if builtin:
             registry.load_folder(builtin_manifest_dir())
         for path in paths:
@@ -144,6 +153,8 @@ class ToolRegistry:
                 tool.bindings = bindings
             except BindingError as exc:
                 tool.reason = str(exc)
+        if tool.reason is None and self.lock is not None:
+            tool.reason = self.lock.check(tool.manifest)
         tool.available = tool.reason is None
         self.tools[manifest.name] = tool
         return tool
@@ -192,6 +203,9 @@ class ToolRegistry:
         from toolkit.bindings.python import FunctionBinding
 
         manifest = getattr(fn, "__toolkit_manifest__", None) or function_manifest(fn, name=name)
+        if name and manifest.name != name:  # a decorated function registered under another name
+            action = manifest.actions[0].model_copy(update={"name": name})
+            manifest = manifest.model_copy(update={"name": name, "actions": [action]})
         source = f"@tool {fn.__module__}.{fn.__qualname__}"
         return self.add_manifest(manifest, source=source, bindings={manifest.actions[0].name: FunctionBinding(fn)})
 

@@ -153,3 +153,34 @@ def import_plugin(
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(yaml.safe_dump(dump_manifest(manifest), sort_keys=False))
     print(f"imported {manifest.name} ({len(manifest.actions)} actions) -> {target}")
+
+
+@app.command("lock")
+def lock(
+    names: Optional[list[str]] = typer.Argument(None, help="Tools to (re-)approve; default: every tool."),
+    lock_file: Optional[Path] = typer.Option(None, "--lock-file", help="Default: $TOOLKIT_HOME/tools.lock.json."),
+    check: bool = typer.Option(False, "--check", help="Change nothing; exit 1 if a tool differs from its lock."),
+    tools_path: Optional[list[str]] = ToolsPath,
+) -> None:
+    """Pin tools by content hash. A tool that changes later (its manifest, or the tools an MCP
+    server or OpenAPI spec offers) is refused until you lock it again."""
+    from toolkit.lockfile import LockEntry, LockFile, default_lock_path, manifest_digest, read_lock, write_lock
+
+    path = lock_file or default_lock_path()
+    config = load_config()
+    registry = ToolRegistry.default(tool_folders(config, tools_path), tool_settings=config.tools, lock_path=path)
+    current = read_lock(path) or LockFile()
+    if check:
+        changed = [f"{t.name}: {t.reason}" for t in registry.tools.values() if current.check(t.manifest)]
+        for line in changed:
+            print(line)
+        raise typer.Exit(1 if changed else 0)
+    unknown = [n for n in names or [] if n not in registry.tools]
+    if unknown:
+        err.print(f"no tool named {', '.join(unknown)}; see `toolkit tools list`")
+        raise typer.Exit(1)
+    for tool in registry.tools.values():
+        if not names or tool.name in names:
+            current.tools[tool.name] = LockEntry(sha256=manifest_digest(tool.manifest), source=tool.source)
+    write_lock(path, current)
+    print(f"locked {len(names) if names else len(registry.tools)} tool(s) in {path}")

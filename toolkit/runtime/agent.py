@@ -17,6 +17,7 @@ from toolkit.registry import ToolRegistry
 from toolkit.runtime.context import MaxStepsReached, PlannerError, RunContext
 from toolkit.runtime.executor import Approver, Executor
 from toolkit.runtime.llm import Backend, BackendError, load_backend, parse_model_string
+from toolkit.runtime.secrets import redactor_for
 from toolkit.runtime.trace import EventSink, TraceRecorder
 from toolkit.runtime.concurrency import bounded_as_completed
 from toolkit.types import TaskInput, TaskResult, ToolSpec, TraceEvent
@@ -68,7 +69,9 @@ class Agent:
         self.planner = make_planner(planner, **(planner_options or {}))
         self.max_steps = max_steps or self.config.max_steps
         self.on_event = on_event
-        self.executor = Executor(self.registry, approver=approver, **(executor_options or {}))
+        # values of every tool's auth.env variables never appear in observations, errors or traces
+        self.redact = redactor_for({v for t in self.registry.tools.values() for v in t.manifest.auth.env})
+        self.executor = Executor(self.registry, approver=approver, **{"redact": self.redact, **(executor_options or {})})
         self.retrieve_k = retrieve_k
         self.retrieve_threshold = retrieve_threshold
         self._retrievers: dict[tuple[str, ...], Any] = {}  # offered action names -> ToolRetriever
@@ -102,7 +105,7 @@ class Agent:
         """Run one task. `tool_names` and `max_steps` override the agent's for this task alone."""
         task_id = task_id or uuid.uuid4().hex[:12]
         sink: EventSink | None = (lambda e: self.on_event(task_id, e)) if self.on_event else None  # type: ignore[misc]
-        trace = TraceRecorder(sink)
+        trace = TraceRecorder(sink, redact=self.redact)
         result = TaskResult(task_id=task_id, task=task, planner=self.planner.name, model=self.model_name)
         started = time.perf_counter()
         trace.emit("task_start", text=task)
@@ -118,6 +121,7 @@ class Agent:
                 trace=trace,
                 max_steps=max_steps or self.max_steps,
                 session_id=task_id,
+                redact=self.redact,
             )
             result.answer = await self.planner.run(ctx)
             trace.emit("answer", text=result.answer)
@@ -133,7 +137,10 @@ class Agent:
         except Exception as exc:  # noqa: BLE001 - a task always returns; the error is on its result
             result.status, result.error = "error", f"{type(exc).__name__}: {exc}"
         if result.error:
+            result.error = self.redact(result.error)
             trace.emit("error", text=result.error)
+        if result.answer:
+            result.answer = self.redact(result.answer)
         self._finish(result, ctx, trace, started)
         return result
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.executor import Executor
@@ -39,6 +39,7 @@ class RunContext:
     steps: list[Step] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     options: dict[str, Any] = field(default_factory=dict)  # planner-specific settings
+    redact: Callable[[str], str] | None = None  # hides secrets in what the model says
 
     def emit(self, kind: str, **fields: Any) -> None:
         self.trace.emit(kind, **fields)
@@ -47,6 +48,8 @@ class RunContext:
         self, request: LLMRequest, *, step: int | None = None, node: str | None = None, parent: str | None = None
     ) -> LLMResponse:
         response = await self.backend.generate(request)
+        if self.redact is not None and response.text:
+            response.text = self.redact(response.text)
         self.usage = self.usage + response.usage
         self.emit(
             "model_call",

@@ -134,7 +134,10 @@ class Executor:
             await asyncio.sleep(self.retry_backoff_s * attempt)
 
     def _success(self, call: ToolCall, content: Any, started: float, attempts: int) -> Observation:
-        text = self.redact(render_content(content))
+        raw = render_content(content)
+        text = self.redact(raw)
+        if text != raw:
+            content = text  # a secret was in the structure too: keep only the redacted text
         truncated = len(text) > self.max_output_chars
         if truncated:
             total = len(text)

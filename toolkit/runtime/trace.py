@@ -17,12 +17,15 @@ EventSink = Callable[[TraceEvent], None]
 
 
 class TraceRecorder:
-    def __init__(self, sink: EventSink | None = None):
+    def __init__(self, sink: EventSink | None = None, redact: Callable[[str], str] | None = None):
         self.started = time.perf_counter()
         self.events: list[TraceEvent] = []
         self.sink = sink
+        self.redact = redact
 
     def emit(self, kind: str, **fields: Any) -> TraceEvent:
+        if self.redact is not None and fields.get("text"):
+            fields["text"] = self.redact(fields["text"])
         event = TraceEvent(kind=kind, t=round(time.perf_counter() - self.started, 6), **fields)  # type: ignore[arg-type]
         self.events.append(event)
         if self.sink is not None:
