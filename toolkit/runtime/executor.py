@@ -28,14 +28,24 @@ def needs_approval(resolved: ResolvedAction) -> bool:
 
 
 def render_content(content: Any) -> str:
+    """Text for the model, whatever a tool returned: bytes, objects whose repr raises, NaN..."""
     if isinstance(content, str):
         return content
     if isinstance(content, bytes):
         return content.decode("utf-8", errors="replace")
     try:
-        return json.dumps(content, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return repr(content)
+        return json.dumps(content, ensure_ascii=False, default=_safe_str)
+    except (TypeError, ValueError, RecursionError):
+        return _safe_str(content)
+
+
+def _safe_str(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - a tool's object whose __str__/__repr__ raises
+        return f"<unprintable {type(value).__name__}>"
 
 
 class Executor:
