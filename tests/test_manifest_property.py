@@ -40,7 +40,7 @@ manifest_like = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(json_like, manifest_like))
 def test_random_documents_end_cleanly(doc):
     try:
