@@ -3,7 +3,7 @@
     tasks = read_tasks("tasks.jsonl")
     with ResultsFile.open("results.jsonl", resume=True) as out:
         plan = plan_batch(tasks, out, retry_failed=False)
-        stats = asyncio.run(run_batch(plan, out, agent.arun_many, concurrency=16))
+        stats = asyncio.run(run_batch(plan, out, agent, concurrency=16))
 
 The executor is anything with `arun_many(tasks, concurrency)` yielding TaskResults as they finish:
 an Agent (one process), or a RayExecutor (a cluster). Each finished task is written before the
