@@ -49,6 +49,32 @@ def parallel_run():
     return Agent(model=backend, tools=registry).run("Is Paris warmer than Berlin?")
 
 
+def dag_run():
+    """A DAG run (the real planner): two independent slow lookups, then a step using both."""
+    registry = ToolRegistry()
+    registry.add_function(fetch_weather)
+    registry.add_function(compare)
+    plan = {"thought": "Both cities at once, then compare.", "steps": [
+        {"id": 1, "action": "fetch_weather", "arguments": {"city": "Paris"}, "depends_on": []},
+        {"id": 2, "action": "fetch_weather", "arguments": {"city": "Berlin"}, "depends_on": []},
+        {"id": 3, "action": "compare", "arguments": {"a": "$1.temp_c", "b": "$2.temp_c"}, "depends_on": [1, 2]}]}
+    backend = ScriptedBackend([
+        {"text": json.dumps(plan)},
+        {"text": json.dumps({"thought": "", "action": "answer", "content": "Paris is warmer: 21 °C against 17 °C."})},
+    ])
+    return Agent(model=backend, tools=registry, planner="dag").run("Is Paris warmer than Berlin?")
+
+
+@pytest.fixture(scope="module")
+def dag_trace(tmp_path_factory):
+    pytest.importorskip("toolkit.planner.dag")
+    result = dag_run()
+    assert result.status == "ok", result.error
+    path = tmp_path_factory.mktemp("dag") / "dag.jsonl"
+    write_trace(result, path)
+    return result, path
+
+
 @pytest.fixture(scope="module")
 def run_files(tmp_path_factory):
     result = parallel_run()
@@ -158,7 +184,48 @@ def overlap_on_time_axis(a: dict, b: dict) -> bool:
     return a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"]
 
 
-def test_html_in_chromium_parallel_calls_side_by_side(run_files, chromium_page, tmp_path):
+def test_dag_trace_links_calls_to_plan_steps(dag_trace):
+    result, path = dag_trace
+    (task_id, events), = read_trace(path).items()
+    view = build_view(task_id, events)
+    assert view.plan_from_events
+    by_id = {n.id: n for n in view.plan}
+    assert (by_id["r1:1"].depth, by_id["r1:2"].depth, by_id["r1:3"].depth) == (0, 0, 1)
+    assert set(by_id["r1:3"].deps) == {"r1:1", "r1:2"}
+    assert all(len(n.call_ids) == 1 for n in view.plan)  # each step ran once, its call found
+    first, second = (next(c for c in view.calls if c.node == sid) for sid in ("1", "2"))
+    assert first.lane != second.lane
+
+
+def test_html_of_a_dag_run_in_chromium_shows_parallel_steps_side_by_side(dag_trace, chromium_page, tmp_path):
+    result, path = dag_trace
+    out = tmp_path / "dag.html"
+    out.write_text(render_html(read_trace(path)))
+    page = chromium_page
+    page.goto(out.as_uri())
+    assert page.locator("h3", has_text="Plan").count() == 1
+    assert page.locator("svg.plan-graph g.node").count() == 3
+    assert page.locator("svg.plan-graph path.edge").count() == 2
+    assert page.locator(".timeline .bar.call").count() == 3
+    assert page.locator("details.call").count() == 3
+    assert page.evaluate("window.__pwned") is None  # tool output shown as text, never run
+
+    # the two independent steps: side by side, i.e. the same span of the time axis in different lanes
+    bars = {sid: page.locator(f'.bar.call[data-node="{sid}"]') for sid in ("1", "2", "3")}
+    box = {sid: bar.bounding_box() for sid, bar in bars.items()}
+    assert overlap_on_time_axis(box["1"], box["2"])
+    assert bars["1"].get_attribute("data-lane") != bars["2"].get_attribute("data-lane")
+    assert abs(box["1"]["y"] - box["2"]["y"]) >= box["1"]["height"]
+    assert box["3"]["x"] >= max(box["1"]["x"] + box["1"]["width"], box["2"]["x"] + box["2"]["width"]) - 2  # after both
+    # in the plan graph, both are at depth 0 and the dependent step one column right
+    nodes = {n.get_attribute("data-node"): n.bounding_box() for n in page.locator("svg.plan-graph g.node").all()}
+    assert nodes["r1:1"]["x"] == nodes["r1:2"]["x"] < nodes["r1:3"]["x"]
+    shot = tmp_path / "dag.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+
+
+def test_html_in_chromium_react_batch_and_expandable_calls(run_files, chromium_page, tmp_path):
     result, jsonl, _ = run_files
     out = tmp_path / "trace.html"
     out.write_text(render_html(read_trace(jsonl)))
@@ -166,22 +233,13 @@ def test_html_in_chromium_parallel_calls_side_by_side(run_files, chromium_page, 
     page.goto(out.as_uri())
     assert page.title() == "toolkit trace"
     assert page.locator("svg.plan-graph g.node").count() == 3
-    assert page.locator("svg.plan-graph path.edge").count() == 2
-    assert page.locator(".timeline .bar.call").count() == 3
     assert page.locator(".timeline .bar.model").count() == 3
-    assert page.locator("details.call").count() == 3
     assert page.locator("table.tokens tr.total").inner_text().split()[-3:] == [str(result.usage.prompt_tokens), str(result.usage.completion_tokens), "0"]
-    assert page.evaluate("window.__pwned") is None  # tool output shown as text, never run
-
-    # the two calls of the parallel batch: same span of the time axis, different lanes
+    assert page.evaluate("window.__pwned") is None
     paris, berlin = result.steps[0].calls
     box_a = page.locator(f"#bar-{paris.id}").bounding_box()
     box_b = page.locator(f"#bar-{berlin.id}").bounding_box()
-    assert overlap_on_time_axis(box_a, box_b)
-    assert page.locator(f"#bar-{paris.id}").get_attribute("data-lane") != page.locator(f"#bar-{berlin.id}").get_attribute("data-lane")
-    assert abs(box_a["y"] - box_b["y"]) >= box_a["height"]  # stacked, not on top of each other
-    later = page.locator(f"#bar-{result.steps[1].calls[0].id}").bounding_box()
-    assert later["x"] >= max(box_a["x"] + box_a["width"], box_b["x"] + box_b["width"]) - 2  # the next turn comes after
+    assert overlap_on_time_axis(box_a, box_b) and abs(box_a["y"] - box_b["y"]) >= box_a["height"]
 
     # clicking a bar opens that call's arguments and observation
     details = page.locator(f"#call-{berlin.id}")
@@ -190,6 +248,4 @@ def test_html_in_chromium_parallel_calls_side_by_side(run_files, chromium_page, 
     assert details.get_attribute("open") is not None
     assert json.loads(details.locator("pre.arguments").inner_text()) == {"city": "Berlin"}
     assert '"temp_c": 17' in details.locator("pre.observation").inner_text()
-    shot = tmp_path / "trace.png"
-    page.screenshot(path=str(shot), full_page=True)
-    assert shot.stat().st_size > 10_000
+    page.screenshot(path=str(tmp_path / "react.png"), full_page=True)

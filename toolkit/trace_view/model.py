@@ -92,6 +92,7 @@ def build_view(task_id: str, events: list[TraceEvent]) -> TaskView:
     view = TaskView(task_id=task_id, events=events)
     calls: dict[str, CallView] = {}
     plan_rounds: list[list[dict[str, Any]]] = []
+    round_steps: list[int | None] = []  # the planner step each plan round belongs to
     call_round: dict[str, int] = {}
     for e in events:
         if e.kind == "task_start":
@@ -107,6 +108,7 @@ def build_view(task_id: str, events: list[TraceEvent]) -> TaskView:
             view.model_calls.append(ModelCallView(max(0.0, e.t - total), e.t, e.step, e.node, e.usage or Usage(), e.text or ""))
         elif e.kind == "plan" and e.plan is not None:
             plan_rounds.append(e.plan)
+            round_steps.append(e.step)
         elif e.kind == "call" and e.call is not None:
             view_call = CallView(e.call.id, e.call.name, e.call.arguments, e.t, step=e.step, node=e.node)
             calls[e.call.id] = view_call
@@ -134,6 +136,11 @@ def build_view(task_id: str, events: list[TraceEvent]) -> TaskView:
     # ReAct's per-turn `plan` events name the turn's calls by their ids: a chain of turns, not a DAG
     per_turn = all(_step_id(s, i) in calls for p in plan_rounds for i, s in enumerate(p))
     if plan_rounds and not per_turn:
+        for c in view.calls:
+            # a planner may emit its plan before or after running it (the DAG planner reports the
+            # steps with their status afterwards): the plan of the call's own step wins
+            if c.step is not None and c.step in round_steps:
+                call_round[c.id] = len(round_steps) - round_steps[::-1].index(c.step)
         view.plan, view.plan_from_events = plan_from_rounds(plan_rounds, view.calls, call_round), True
     else:
         view.plan = plan_from_steps(view.calls)
@@ -202,7 +209,7 @@ def plan_from_rounds(rounds: list[list[dict[str, Any]]], calls: list[CallView], 
     for c in calls:
         if c.node is None:
             continue
-        # a call belongs to the latest plan round emitted before it
+        # a call belongs to its step's plan round, else to the latest round emitted before it
         node = by_id.get(f"r{max(1, call_round.get(c.id, 1))}:{c.node}") or next((n for n in reversed(nodes) if n.id.endswith(f":{c.node}")), None)
         if node is not None:
             node.call_ids.append(c.id)

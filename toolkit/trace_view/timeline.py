@@ -33,7 +33,7 @@ def _bar(kind: str, status: str, start: float, end: float, total: float, lane: i
 
 def render_timeline(view: TaskView) -> str:
     total = 1.02 * max([view.wall_s] + [c.end or c.start for c in view.calls] + [m.end for m in view.model_calls] + [1e-3])
-    ticks = "".join(f'<div class="tick" style="left:{_pct(t, total):.3f}%"><span>{t:g}s</span></div>' for t in _ticks(total))
+    ticks = "".join(f'<div class="tick" style="left:{_pct(t, total):.3f}%"><span>{t:g}s</span></div>' for t in _ticks(total) if _pct(t, total) <= 94)
     rows = []
     model_lanes = 1 + max((m.lane for m in view.model_calls), default=-1)
     for lane in range(model_lanes):
