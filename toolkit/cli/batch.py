@@ -96,7 +96,7 @@ def batch(
     tools_path: Optional[list[str]] = typer.Option(None, "--tools-path", help="Extra folder of manifests (repeatable)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Budget of planner steps per task."),
     approve: str = typer.Option("deny", "--approve", help="Actions with side effects: auto | deny (no one to ask in a batch)."),
-    resume: bool = typer.Option(False, "--resume", help="Keep the results file and run only the tasks it lacks (failed ones included: see --retry-failed)."),
+    resume: bool = typer.Option(False, "--resume", help="Keep the results file and run only the tasks it lacks (a failed task counts as done: see --retry-failed)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="With --resume: also run again the tasks whose result is a failure (implies --resume)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start afresh: empty an existing results file."),
     trace: Optional[Path] = typer.Option(None, "--trace", help="Also write every task's trace events to this JSONL file."),
