@@ -1,0 +1,193 @@
+"""GBNF grammars for constrained decoding: JSON schemas (sanitised), choices, a generic JSON object.
+
+llama.cpp's json-schema-to-grammar converter (the Python port in `llama_cpp.llama_grammar`)
+handles the common subset of JSON Schema. Tool schemas in the wild carry things it chokes on or
+turns into enormous grammars (regex `pattern`s, `format: uri`, `maxLength: 10000`, BFCL's
+non-standard types `dict`/`float`/`tuple`/`any`, `not`, remote `$ref`s). `sanitize_schema`
+rewrites a schema into the subset that converts well; whatever still fails falls back to a generic
+JSON object grammar, and the parsed call is validated against the original schema afterwards, so
+a looser grammar can cost a retry but never an unparseable call.
+
+Nothing here needs a model; `GrammarChecker` (used by the engine) asks llama.cpp whether a grammar
+parses.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+# A JSON object with any content: the fallback when a schema can't be converted.
+JSON_OBJECT_GRAMMAR = r"""
+root ::= object
+value ::= object | array | string | number | ("true" | "false" | "null") ws
+object ::= "{" ws ( string ":" ws value ("," ws string ":" ws value)* )? "}" ws
+array ::= "[" ws ( value ("," ws value)* )? "]" ws
+string ::= "\"" ( [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4}) )* "\"" ws
+number ::= ("-"? ([0-9] | [1-9] [0-9]{0,15})) ("." [0-9]{1,15})? ([eE] [-+]? [0-9]{1,4})? ws
+ws ::= " "?
+""".strip()
+
+# Types that BFCL's function docs (and some hand-written manifests) use instead of JSON Schema's.
+_TYPE_ALIASES = {
+    "dict": "object",
+    "float": "number",
+    "double": "number",
+    "int": "integer",
+    "long": "integer",
+    "bool": "boolean",
+    "str": "string",
+    "tuple": "array",
+    "list": "array",
+    "any": None,
+    "null": "null",
+}
+_JSON_TYPES = {"object", "array", "string", "number", "integer", "boolean", "null"}
+# Keywords the converter understands; everything else is dropped (descriptions, examples, ...).
+_KEEP = {
+    "type", "properties", "required", "items", "prefixItems", "enum", "const", "anyOf", "oneOf",
+    "allOf", "additionalProperties", "minItems", "maxItems", "minimum", "maximum",
+    "exclusiveMinimum", "exclusiveMaximum", "$ref", "$defs", "definitions", "minLength", "maxLength",
+}
+_MAX_REPEAT = 16  # larger min/max counts expand into huge nested grammars: drop them
+_MAX_DEPTH = 24
+
+
+def _sanitize(node: Any, depth: int) -> Any:
+    if depth > _MAX_DEPTH or not isinstance(node, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key not in _KEEP:
+            continue
+        if key == "type":
+            types = value if isinstance(value, list) else [value]
+            mapped = []
+            for t in types:
+                t = _TYPE_ALIASES.get(t, t) if isinstance(t, str) else None
+                if t in _JSON_TYPES and t not in mapped:
+                    mapped.append(t)
+            if len(mapped) == 1:
+                out["type"] = mapped[0]
+            elif mapped and len(mapped) == len(types):
+                out["type"] = mapped
+            # an unknown or `any` type: leave untyped (any JSON value)
+        elif key == "properties" and isinstance(value, dict):
+            out["properties"] = {str(k): _sanitize(v, depth + 1) for k, v in value.items()}
+        elif key in ("items", "additionalProperties"):
+            if isinstance(value, bool):
+                out[key] = value
+            elif isinstance(value, list):  # old tuple form of items
+                out["prefixItems"] = [_sanitize(v, depth + 1) for v in value]
+            else:
+                out[key] = _sanitize(value, depth + 1)
+        elif key in ("prefixItems", "anyOf", "oneOf", "allOf") and isinstance(value, list):
+            out[key] = [_sanitize(v, depth + 1) for v in value]
+        elif key in ("$defs", "definitions") and isinstance(value, dict):
+            out[key] = {str(k): _sanitize(v, depth + 1) for k, v in value.items()}
+        elif key == "$ref":
+            if isinstance(value, str) and value.startswith("#/"):
+                out[key] = value  # local refs only: the converter never fetches
+        elif key in ("minItems", "maxItems", "minLength", "maxLength"):
+            if isinstance(value, int) and 0 <= value <= _MAX_REPEAT:
+                out[key] = value
+        elif key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            if isinstance(value, int) and not isinstance(value, bool):
+                out[key] = value  # the converter builds digit rules for integer bounds only
+        elif key == "required" and isinstance(value, list):
+            out[key] = [str(v) for v in value if isinstance(v, str)]
+        elif key == "enum" and isinstance(value, list) and value:
+            out[key] = value
+        elif key == "const":
+            out[key] = value
+    # numeric bounds only make sense on integers; on numbers the converter ignores or mangles them
+    if out.get("type") != "integer":
+        for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            out.pop(key, None)
+    if "properties" in out:
+        out["required"] = [r for r in out.get("required", []) if r in out["properties"]]
+        out.setdefault("type", "object")
+    elif "required" in out:
+        del out["required"]
+    return out
+
+
+def sanitize_schema(schema: dict[str, Any] | None) -> dict[str, Any]:
+    """A copy of `schema` restricted to what llama.cpp's converter turns into a sane grammar."""
+    cleaned = _sanitize(schema or {}, 0)
+    if not cleaned.get("type") and "properties" not in cleaned and not any(
+        k in cleaned for k in ("anyOf", "oneOf", "allOf", "$ref", "enum", "const")
+    ):
+        cleaned["type"] = "object"
+    return cleaned
+
+
+def schema_to_gbnf(schema: dict[str, Any]) -> str:
+    """The GBNF of a (sanitised) schema. Raises on schemas the converter can't handle."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    return json_schema_to_gbnf(json.dumps(schema))
+
+
+def gbnf_literal(text: str) -> str:
+    """`text` as a GBNF string literal."""
+    escaped = (
+        text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    )
+    return f'"{escaped}"'
+
+
+def choice_gbnf(choices: list[str], suffix: str = "") -> str:
+    """Exactly one of `choices`, followed by `suffix` (e.g. the closing quote of a JSON string)."""
+    if not choices:
+        raise ValueError("a choice constraint needs at least one choice")
+    alternatives = " | ".join(gbnf_literal(c) for c in dict.fromkeys(choices))
+    tail = f" {gbnf_literal(suffix)}" if suffix else ""
+    return f"root ::= ({alternatives}){tail}"
+
+
+def wrap_gbnf(inner: str, suffix: str) -> str:
+    """`inner`'s language followed by the literal `suffix` (renames inner's root)."""
+    lines = []
+    for line in inner.splitlines():
+        if line.startswith("root ::="):
+            line = "toolkit-inner ::=" + line[len("root ::=") :]
+        lines.append(line)
+    return f"root ::= toolkit-inner {gbnf_literal(suffix)}\n" + "\n".join(lines)
+
+
+class GrammarChecker:
+    """Asks llama.cpp whether a GBNF grammar parses (the converter can emit rules it rejects),
+    remembering answers. Built by the engine, which owns the vocab."""
+
+    def __init__(self, vocab: Any):
+        self._vocab = vocab
+        self._ok: dict[str, bool] = {}
+
+    def parses(self, grammar: str) -> bool:
+        if grammar not in self._ok:
+            import logging
+
+            import llama_cpp
+            from llama_cpp._logger import logger
+
+            level = logger.level
+            logger.setLevel(logging.CRITICAL + 1)  # the parse error is expected; don't print it
+            try:
+                sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, grammar.encode(), b"root")
+            finally:
+                logger.setLevel(level)
+            self._ok[grammar] = bool(sampler)
+            if sampler:
+                llama_cpp.llama_sampler_free(sampler)
+        return self._ok[grammar]
+
+    def for_schema(self, schema: dict[str, Any] | None) -> tuple[str, bool]:
+        """(grammar, exact): the schema's grammar, or the generic object grammar (exact=False)."""
+        try:
+            grammar = schema_to_gbnf(sanitize_schema(schema))
+        except Exception:  # noqa: BLE001 - the converter raises many types on odd schemas
+            grammar = ""
+        if grammar and self.parses(grammar):
+            return grammar, True
+        return JSON_OBJECT_GRAMMAR, False

@@ -1,0 +1,464 @@
+"""A continuous-batching decode loop over one llama.cpp context (llama-cpp-python's low-level API).
+
+One engine thread owns the model and the context. Requests (`Job`s) are queued from any thread;
+every step the engine builds one `llama_batch` holding the next token of every sequence that is
+generating plus chunks of the prompts still being evaluated, calls `llama_decode` once, and picks
+each sequence's next token from its own logits row with its own sampler and grammar. A request
+that finishes frees its sequence; a waiting one joins at the next step. This is what llama.cpp's
+server does with its slots (tools/server/server-context.cpp), and examples/batched with a fixed
+set of sequences.
+
+Slots and the KV cache. The cache is unified (`kv_unified`): a cell can belong to several
+sequences, so `llama_memory_seq_cp` shares a prefix between sequences without copying data.
+Each slot (sequence id) remembers the tokens whose KV it holds. A new request takes the free slot
+with the longest common prefix and keeps that prefix (the next step of the same agent), or copies
+the longest prefix any slot holds (another agent with the same system prompt and tool docs). A
+request whose prefix another request is still evaluating waits for it, so a shared prefix is
+evaluated once even when N agents arrive together.
+
+`batching=False` runs one request at a time through the same code (the serial baseline).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+# ggml's OpenMP workers spin while waiting by default; on a busy machine (other processes on the
+# same cores) spinning threads starve each other and decoding slows ~10x. Passive waiting costs
+# little when the machine is idle. Must be set before llama_cpp (and libgomp) is loaded.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import llama_cpp  # noqa: E402
+from llama_cpp._logger import logger as _llama_logger
+
+from toolkit.runtime.llm.llamacpp_sampling import (
+    GrammarError,
+    JsonEndDetector,
+    TokenSelector,
+    Utf8Stream,
+    VocabScratch,
+    token_logprob,
+)
+
+log = logging.getLogger(__name__)
+PREFIX_WAIT_MIN = 32  # wait for an in-flight prefill only when it shares this many more tokens
+
+
+@dataclass
+class EngineConfig:
+    n_ctx: int = 16384  # KV cells shared by all sequences
+    n_batch: int = 512  # tokens per llama_decode call
+    max_sequences: int = 8  # slots (sequence ids); also the most requests decoded together
+    batching: bool = True  # False: one request at a time (the serial baseline)
+    n_threads: int = 0  # 0: all cores
+    flash_attn: bool = True  # sequential attention accumulation: batched == serial results
+    seed: int = 0
+
+
+@dataclass
+class JobResult:
+    tokens: list[int] = field(default_factory=list)
+    text: str = ""
+    finish_reason: str = "stop"  # stop | length | error | cancelled
+    error: str | None = None
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    logprob: float = 0.0  # scoring jobs: sum of log p over the scored tokens
+    submitted: float = 0.0
+    admitted: float | None = None
+    first_token: float | None = None
+    finished: float = 0.0
+
+
+@dataclass(eq=False)
+class Job:
+    prompt: list[int]
+    max_tokens: int = 256
+    grammar: str | None = None
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    stop_at_json_end: bool = False
+    complete_texts: frozenset[str] = frozenset()  # stop as soon as the text is one of these
+    score_from: int | None = None  # scoring: sum log p(prompt[i] | prompt[:i]) for i >= score_from
+    on_text: Callable[[str], None] | None = None  # streaming, called from the engine thread
+    on_done: Callable[[JobResult], None] | None = None  # called once, from the engine thread
+    cancelled: bool = False
+    submitted: float = 0.0
+
+
+@dataclass(eq=False)
+class _Slot:
+    seq: int
+    tokens: list[int] = field(default_factory=list)  # tokens whose KV this sequence holds
+    busy: bool = False
+    last_used: float = 0.0
+
+
+@dataclass(eq=False)
+class _Active:
+    job: Job
+    slot: _Slot
+    result: JobResult
+    selector: TokenSelector | None = None
+    n_done: int = 0  # prompt tokens in the KV cache
+    pending: int | None = None  # sampled token not yet decoded
+    stream: Utf8Stream = field(default_factory=Utf8Stream)
+    text: str = ""
+    json_end: JsonEndDetector | None = None
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    x, y = np.asarray(a[:n]), np.asarray(b[:n])
+    diff = np.flatnonzero(x != y)
+    return int(diff[0]) if diff.size else n
+
+
+class LlamaEngine:
+    def __init__(self, model_path: str, config: EngineConfig | None = None, verbose: bool = False):
+        self.config = cfg = config or EngineConfig()
+        if not verbose:
+            _llama_logger.setLevel(logging.ERROR)
+        llama_cpp.llama_backend_init()
+        mparams = llama_cpp.llama_model_default_params()
+        self.model = llama_cpp.llama_model_load_from_file(str(model_path).encode(), mparams)
+        if not self.model:
+            raise ValueError(f"llama.cpp could not load {model_path}")
+        self.vocab = llama_cpp.llama_model_get_vocab(self.model)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
+        self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(self.model)
+        cparams = llama_cpp.llama_context_default_params()
+        cparams.n_ctx = min(cfg.n_ctx, self.n_ctx_train)  # unified KV: one sequence may use it all
+        cparams.n_batch = cparams.n_ubatch = cfg.n_batch
+        cparams.n_seq_max = cfg.max_sequences
+        threads = cfg.n_threads or os.cpu_count() or 1
+        cparams.n_threads = cparams.n_threads_batch = threads
+        cparams.flash_attn_type = (
+            llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if cfg.flash_attn else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
+        cparams.kv_unified = True
+        cparams.swa_full = True  # sliding-window models (Gemma 3) keep full KV so prefixes can be reused
+        cparams.no_perf = True
+        self.ctx = llama_cpp.llama_init_from_model(self.model, cparams)
+        if not self.ctx:
+            llama_cpp.llama_model_free(self.model)
+            raise ValueError("llama.cpp could not create a context")
+        self.n_ctx = llama_cpp.llama_n_ctx(self.ctx)
+        self.memory = llama_cpp.llama_get_memory(self.ctx)
+        self.batch = llama_cpp.llama_batch_init(cfg.n_batch, 0, 1)
+        self.scratch = VocabScratch(self.n_vocab)
+        self.slots = [_Slot(seq=i) for i in range(cfg.max_sequences)]
+        self._active: list[_Active] = []
+        self._pending: deque[Job] = deque()
+        self._controls: deque[Callable[[], None]] = deque()  # run by the engine thread when idle
+        self._cv = threading.Condition()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self.decode_calls = 0  # counters for benchmarks and tests
+        self.max_batch_sequences = 0
+
+    # --- model helpers (any thread: the vocab is read-only) -------------------------------------
+
+    def tokenize(self, text: str, *, add_bos: bool = False, special: bool = True) -> list[int]:
+        data = text.encode("utf-8")
+        n_max = len(data) + 16
+        buf = (llama_cpp.llama_token * n_max)()
+        n = llama_cpp.llama_tokenize(self.vocab, data, len(data), buf, n_max, add_bos, special)
+        if n < 0:
+            raise ValueError("tokenization failed")
+        return list(buf[:n])
+
+    def token_piece(self, token: int) -> bytes:
+        buf = ctypes.create_string_buffer(64)
+        n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, 64, 0, False)
+        return buf.raw[: max(n, 0)]
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return b"".join(self.token_piece(t) for t in tokens).decode("utf-8", errors="replace")
+
+    def is_eog(self, token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
+
+    # --- queue ----------------------------------------------------------------------------------
+
+    def submit(self, job: Job) -> None:
+        with self._cv:
+            if self._closing:
+                raise RuntimeError("the engine is closed")
+            self._ensure_thread()
+            job.submitted = time.perf_counter()
+            self._pending.append(job)
+            self._cv.notify()
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="llamacpp-engine", daemon=True)
+            self._thread.start()
+
+    def clear_cache(self, timeout: float = 60.0) -> None:
+        """Forget every cached prefix (waits until no request is in flight). For benchmarks."""
+        done = threading.Event()
+
+        def clear() -> None:
+            llama_cpp.llama_memory_clear(self.memory, True)
+            for slot in self.slots:
+                slot.tokens = []
+            done.set()
+
+        with self._cv:
+            self._ensure_thread()
+            self._controls.append(clear)
+            self._cv.notify()
+        if not done.wait(timeout):
+            raise TimeoutError("the engine did not become idle")
+
+    def close(self) -> None:
+        with self._cv:
+            self._closing = True
+            self._cv.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        if self.ctx:
+            llama_cpp.llama_batch_free(self.batch)
+            llama_cpp.llama_free(self.ctx)
+            llama_cpp.llama_model_free(self.model)
+            self.ctx = self.model = None
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._closing and not self._pending and not self._active and not self._controls:
+                    self._cv.wait()
+                if self._closing:
+                    break
+                while self._controls and not self._active:
+                    self._controls.popleft()()
+                self._admit()
+            if self._active:
+                try:
+                    self._step()
+                except Exception as exc:  # noqa: BLE001 - never let the loop die with requests waiting
+                    log.exception("llama.cpp engine step failed")
+                    for a in list(self._active):
+                        self._finish(a, "error", f"{type(exc).__name__}: {exc}")
+            elif self._pending:
+                time.sleep(0.001)  # everything pending is deferred behind nothing: retry
+        for a in list(self._active):
+            self._finish(a, "cancelled", "the engine was closed")
+        with self._cv:
+            while self._pending:
+                self._fail(self._pending.popleft(), "cancelled", "the engine was closed")
+
+    def _fail(self, job: Job, reason: str, message: str) -> None:
+        result = JobResult(
+            finish_reason=reason, error=message, prompt_tokens=len(job.prompt), submitted=job.submitted,
+            finished=time.perf_counter(),
+        )
+        if job.on_done:
+            job.on_done(result)
+
+    def _reserved(self) -> int:
+        """KV cells the busy slots will need at most, plus what idle slots hold."""
+        total = 0
+        for a in self._active:
+            total += len(a.job.prompt) + (0 if a.job.score_from is not None else a.job.max_tokens)
+        total += sum(len(s.tokens) for s in self.slots if not s.busy)
+        return total
+
+    def _admit(self) -> None:
+        limit = self.config.max_sequences if self.config.batching else 1
+        deferred: list[Job] = []
+        while self._pending and len(self._active) < limit:
+            job = self._pending.popleft()
+            if job.cancelled:
+                self._fail(job, "cancelled", "cancelled before it started")
+                continue
+            if len(job.prompt) + 1 > self.n_ctx or not job.prompt:
+                self._fail(job, "error", f"the prompt has {len(job.prompt)} tokens; the context holds {self.n_ctx}")
+                continue
+            cap = len(job.prompt) - 1 if job.score_from is None else max(job.score_from - 1, 0)
+            holders = [(min(_common_prefix(s.tokens, job.prompt), cap), s) for s in self.slots]
+            best_len, best = max(holders, key=lambda h: (h[0], not h[1].busy))
+            # a request still evaluating a longer shared prefix: wait and copy it when it's done
+            waiting = any(
+                a.n_done < len(a.job.prompt)
+                and min(_common_prefix(a.job.prompt, job.prompt), cap) >= max(best_len, a.n_done) + PREFIX_WAIT_MIN
+                for a in self._active
+            )
+            if waiting or not self._fits(job, best_len):
+                deferred.append(job)
+                if not self._active:  # nothing to wait for: it can never fit
+                    deferred.pop()
+                    self._fail(job, "error", "the request does not fit in the KV cache")
+                continue
+            self._start(job, best, best_len)
+        self._pending.extendleft(reversed(deferred))
+
+    def _fits(self, job: Job, reuse: int) -> bool:
+        need = len(job.prompt) - reuse + (0 if job.score_from is not None else job.max_tokens)
+        while self._reserved() + need > self.n_ctx:
+            idle = [s for s in self.slots if not s.busy and s.tokens]
+            if not idle:
+                return not self._active and len(job.prompt) < self.n_ctx  # alone: clamp max_tokens
+            victim = min(idle, key=lambda s: s.last_used)
+            llama_cpp.llama_memory_seq_rm(self.memory, victim.seq, 0, -1)
+            victim.tokens = []
+        return True
+
+    def _start(self, job: Job, best: _Slot, best_len: int) -> None:
+        free = [s for s in self.slots if not s.busy]
+        if not best.busy and best_len > 0:
+            slot, keep = best, best_len
+        else:
+            slot = min(free, key=lambda s: (len(s.tokens) > 0, s.last_used))
+            keep = 0
+        llama_cpp.llama_memory_seq_rm(self.memory, slot.seq, keep, -1)
+        slot.tokens = slot.tokens[:keep]
+        if slot is not best and best_len > 0:
+            llama_cpp.llama_memory_seq_cp(self.memory, best.seq, slot.seq, 0, best_len)
+            slot.tokens = list(job.prompt[:best_len])
+            keep = best_len
+        slot.busy = True
+        now = time.perf_counter()
+        room = self.n_ctx - len(job.prompt)
+        if job.max_tokens > room:
+            job.max_tokens = max(room, 1)
+        result = JobResult(prompt_tokens=len(job.prompt), cached_tokens=keep, submitted=job.submitted, admitted=now)
+        active = _Active(job=job, slot=slot, result=result, n_done=keep)
+        if job.score_from is None:
+            try:
+                active.selector = TokenSelector(self.vocab, self.scratch, job.grammar, job.temperature, job.top_p, job.seed)
+            except GrammarError as exc:
+                slot.busy = False
+                self._fail(job, "error", str(exc))
+                return
+            active.json_end = JsonEndDetector() if job.stop_at_json_end else None
+        self._active.append(active)
+
+    def _step(self) -> None:
+        b, budget = self.batch, self.config.n_batch
+        b.n_tokens = 0
+        outputs: list[tuple[int, _Active, int]] = []  # (batch index, request, position)
+        chunks: list[tuple[_Active, int]] = []  # prompt tokens evaluated this step, per request
+
+        def add(token: int, pos: int, seq: int, want_logits: bool, a: _Active) -> None:
+            i = b.n_tokens
+            b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = token, pos, 1, want_logits
+            b.seq_id[i][0] = seq
+            b.n_tokens = i + 1
+            if want_logits:
+                outputs.append((i, a, pos))
+
+        for a in [a for a in self._active if a.job.cancelled]:
+            self._finish(a, "cancelled", "cancelled")
+        # generating sequences first (one token each), then prompt chunks fill the rest
+        for a in self._active:
+            if a.pending is not None:
+                add(a.pending, len(a.slot.tokens), a.slot.seq, True, a)
+        for a in self._active:
+            if a.n_done >= len(a.job.prompt) or b.n_tokens >= budget:
+                continue
+            take = min(budget - b.n_tokens, len(a.job.prompt) - a.n_done)
+            last = len(a.job.prompt) - 1
+            for pos in range(a.n_done, a.n_done + take):
+                if a.job.score_from is None:
+                    want = pos == last
+                else:  # the logits at pos score the token at pos + 1
+                    want = a.job.score_from - 1 <= pos < last
+                add(a.job.prompt[pos], pos, a.slot.seq, want, a)
+            chunks.append((a, take))
+        if b.n_tokens == 0:
+            return
+        rc = llama_cpp.llama_decode(self.ctx, b)
+        if rc != 0:
+            raise RuntimeError(f"llama_decode returned {rc}")
+        self.decode_calls += 1
+        self.max_batch_sequences = max(self.max_batch_sequences, len(chunks) + sum(a.pending is not None for a in self._active))
+        for a in self._active:  # commit what is now in the KV cache
+            if a.pending is not None:
+                a.slot.tokens.append(a.pending)
+                a.pending = None
+        for a, take in chunks:
+            a.slot.tokens.extend(a.job.prompt[a.n_done : a.n_done + take])
+            a.n_done += take
+        for i, a, pos in outputs:
+            if a not in self._active:
+                continue
+            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.ctx, i), shape=(self.n_vocab,))
+            if a.job.score_from is not None:
+                a.result.logprob += token_logprob(logits, a.job.prompt[pos + 1])
+            else:
+                self._next_token(a, logits)
+        for a in [a for a in self._active if a.job.score_from is not None and a.n_done >= len(a.job.prompt)]:
+            self._finish(a, "stop")
+
+    def _next_token(self, a: _Active, logits: np.ndarray) -> None:
+        try:
+            token = a.selector.select(logits)
+        except GrammarError as exc:
+            self._finish(a, "error", str(exc))
+            return
+        a.selector.accept(token)
+        if a.result.first_token is None:
+            a.result.first_token = time.perf_counter()
+        if self.is_eog(token):
+            self._finish(a, "stop")
+            return
+        a.result.tokens.append(token)
+        new = a.stream.push(self.token_piece(token))
+        done = None
+        if new:
+            if a.json_end is not None:
+                end = a.json_end.feed(new)
+                if end is not None:
+                    new, done = new[:end], "stop"
+            a.text += new
+            for stop in a.job.stop:
+                at = a.text.find(stop)
+                if at >= 0:
+                    new = new[: max(0, len(new) - (len(a.text) - at))]
+                    a.text, done = a.text[:at], "stop"
+                    break
+            if a.text in a.job.complete_texts:
+                done = "stop"
+            if new and a.job.on_text:
+                a.job.on_text(new)
+        if done:
+            self._finish(a, done)
+        elif len(a.result.tokens) >= a.job.max_tokens:
+            self._finish(a, "length")
+        else:
+            a.pending = token
+
+    def _finish(self, a: _Active, reason: str, error: str | None = None) -> None:
+        if a in self._active:
+            self._active.remove(a)
+        if a.pending is not None:
+            a.pending = None
+        a.slot.busy = False
+        a.slot.last_used = time.perf_counter()
+        if a.selector is not None:
+            a.selector.close()
+        r = a.result
+        r.finish_reason, r.error, r.finished = reason, error, time.perf_counter()
+        r.text = a.text if a.job.score_from is None else ""
+        if a.job.on_done:
+            try:
+                a.job.on_done(r)
+            except Exception:  # noqa: BLE001
+                log.exception("on_done callback failed")

@@ -1,0 +1,135 @@
+"""Prompts for the embedded model: our messages -> the model's chat template -> one string.
+
+The template comes from the GGUF metadata (`tokenizer.chat_template`), rendered with
+llama-cpp-python's Jinja2 chat formatter. Small chat models have no tool-calling format of their
+own, so tools are described in the system message together with the one reply format the
+grammar enforces:
+
+    {"name": "<tool name>", "arguments": {...}}            a tool call
+    {"name": "final_answer", "arguments": {"answer": "..."}}   the final answer
+
+Earlier tool calls are written back in that same format and tool results become user turns (not
+every template knows a `tool` role; Gemma's requires user/assistant alternation), so the
+conversation reads the same at every step. The system message is built only from the request's
+system text and the tool list, deterministically, so the prompt prefix (system prompt + tool
+docs) is byte-identical across steps and agents: the engine reuses its KV cache.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from toolkit.types import LLMRequest, Message, ToolSpec
+
+FINAL_ANSWER = "final_answer"
+FINAL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"answer": {"type": "string"}},
+    "required": ["answer"],
+}
+CALL_PREFIX = '{"name": "'  # the reply starts here; the model writes the name after it
+ARGS_INFIX = ', "arguments": '  # written after the name's closing quote
+MAX_EXAMPLES_PER_TOOL = 2
+
+# Used when the GGUF has no chat template: Gemma's turn format for the gemma family (the same as
+# Google's template: the system text is prefixed to the first user turn), else ChatML.
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{% set first_prefix = messages[0]['content'] + '\\n\\n' %}"
+    "{% set loop_messages = messages[1:] %}{% else %}{% set first_prefix = '' %}{% set loop_messages = messages %}{% endif %}"
+    "{% for message in loop_messages %}{{ '<start_of_turn>' + ('model' if message['role'] == 'assistant' else 'user') + '\\n' }}"
+    "{{ ((first_prefix if loop.first else '') + message['content']) | trim }}{{ '<end_of_turn>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"
+)
+CHATML_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def call_json(name: str, arguments: dict[str, Any]) -> str:
+    return json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
+
+
+def _schema_text(spec: ToolSpec) -> str:
+    params = spec.parameters or {}
+    props = params.get("properties", {})
+    required = params.get("required", [])
+    return json.dumps({"properties": props, "required": required}, ensure_ascii=False)
+
+
+def tool_block(tools: list[ToolSpec], system_text: str) -> str:
+    """The reply format, the tools (unless the system text already lists them all) and examples."""
+    lines = [
+        "Reply with exactly one JSON object and nothing else:",
+        '- to call a tool: {"name": "<tool name>", "arguments": {<arguments>}}',
+        f'- to give the final answer: {{"name": "{FINAL_ANSWER}", "arguments": {{"answer": "<the answer>"}}}}',
+        "After a tool result, give the final answer if the result answers the task.",
+    ]
+    if not all(spec.name in system_text for spec in tools):
+        lines.append("Tools:")
+        for spec in tools:
+            lines.append(f"- {spec.name}: {spec.description.strip()} Arguments: {_schema_text(spec)}")
+    examples = []
+    for spec in tools:
+        for ex in spec.examples[:MAX_EXAMPLES_PER_TOOL]:
+            task, args = ex.get("task"), ex.get("arguments")
+            if isinstance(task, str) and isinstance(args, dict):
+                examples.append(f"Task: {task}\nReply: {call_json(spec.name, args)}")
+    if examples:
+        lines.append("Examples:")
+        lines.extend(examples)
+    return "\n".join(lines)
+
+
+def _assistant_content(message: Message) -> str:
+    parts = [message.content.strip()] if message.content.strip() and not message.tool_calls else []
+    parts += [call_json(c.name, c.arguments) for c in message.tool_calls]
+    return "\n".join(parts)
+
+
+def chat_messages(request: LLMRequest, *, with_tools: bool) -> list[dict[str, str]]:
+    """Our messages as template messages: one system message first, then strictly alternating
+    user/assistant turns (consecutive turns of one role are merged)."""
+    system = "\n\n".join(m.content for m in request.messages if m.role == "system" and m.content)
+    if with_tools and request.tools:
+        system = (system + "\n\n" if system else "") + tool_block(request.tools, system)
+    turns: list[dict[str, str]] = []
+    for m in request.messages:
+        if m.role == "system":
+            continue
+        role = "assistant" if m.role == "assistant" else "user"
+        content = _assistant_content(m) if role == "assistant" else m.content
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"] += "\n\n" + content
+        else:
+            turns.append({"role": role, "content": content})
+    if not turns or turns[0]["role"] != "user":
+        turns.insert(0, {"role": "user", "content": "Begin."})
+    return ([{"role": "system", "content": system}] if system else []) + turns
+
+
+class ChatRenderer:
+    """Renders template messages with the model's own chat template."""
+
+    def __init__(self, template: str | None, bos_token: str, eos_token: str, architecture: str = ""):
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        fallback = GEMMA_TEMPLATE if architecture.startswith("gemma") else CHATML_TEMPLATE
+        self.template = template or fallback
+        self.bos_token = bos_token
+        self._formatter = Jinja2ChatFormatter(template=self.template, eos_token=eos_token, bos_token=bos_token)
+
+    def render(self, messages: list[dict[str, str]]) -> str:
+        """The prompt text, ending with the assistant turn's opening (generation prompt)."""
+        try:
+            return self._formatter(messages=messages).prompt
+        except Exception as exc:  # noqa: BLE001 - templates raise on shapes they dislike
+            if messages and messages[0]["role"] == "system":  # some templates reject a system role
+                merged = [dict(m) for m in messages[1:]]
+                merged[0]["content"] = messages[0]["content"] + "\n\n" + merged[0]["content"]
+                return self._formatter(messages=merged).prompt
+            raise ValueError(f"the model's chat template failed: {exc}") from None
+
+    def starts_with_bos(self, text: str) -> bool:
+        return bool(self.bos_token) and text.startswith(self.bos_token)
