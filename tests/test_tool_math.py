@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from toolkit.bindings import ToolInputError
-from toolkit.registry import ToolRegistry
+from toolkit.registry import ToolRegistry, builtin_manifest_dir
 from toolkit.runtime.executor import Executor
 from toolkit.tools import math as m
 from toolkit.types import ErrorCode, ToolCall
@@ -81,6 +81,17 @@ async def test_huge_computations_are_refused_not_run(executor):
     for expression, why in [("9**9**9**9", "too large"), ("factorial(10**9)", "too large"), ("(x + 1)**100000", "exponents above")]:
         obs = await call(executor, "math.calculate", expression=expression)
         assert obs.error == ErrorCode.invalid_arguments and why in obs.message, obs.text
+
+
+async def test_a_computation_past_its_time_limit_is_killed():
+    registry = ToolRegistry(tool_settings={"math": {"time_limit_s": 1}})
+    registry.load_file(builtin_manifest_dir() / "math.yaml")
+    executor = Executor(registry)
+    obs = await call(executor, "math.integrate", expression="exp(sin(x)**3)*x**5*log(x)**2", variable="x")
+    assert obs.error == ErrorCode.invalid_arguments and obs.attempts == 1  # the same call would fail again
+    assert "stopped after 1 s" in obs.message
+    obs = await call(executor, "math.calculate", expression="2 + 2")  # a fresh worker takes over
+    assert obs.ok and obs.content["exact"] == "4"
 
 
 async def test_schema_errors_come_before_the_tool(executor):

@@ -4,21 +4,59 @@ Expressions are parsed by `toolkit.tools.math_parse` (a whitelist over Python's 
 Every answer carries the exact form and, when it is a number, a decimal one:
 `calculate("sqrt(2)")` -> `{"exact": "sqrt(2)", "decimal": "1.41421356237310"}`.
 Input that can't be used raises ToolInputError, which the executor reports as `invalid_arguments`.
+
+Called through the executor (with a ctx), each action runs in a worker process killed after the
+`time_limit_s` setting, with its memory capped at `memory_mb` (see toolkit.runtime.bounded_call):
+sympy can't be interrupted in a thread, and some integrals run for hours. Called directly, the
+functions compute in the caller.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 import threading
 from fractions import Fraction
-from typing import Any
+from typing import Any, Callable
 
 import sympy as sp
 
 from toolkit.bindings import ToolContext, ToolInputError
+from toolkit.runtime.bounded_call import CallTimeout, call_in_process, register_error
 from toolkit.tools.math_parse import parse
 
 DEFAULT_DIGITS = 15
+register_error(ToolInputError)  # comes back from the worker as itself: invalid_arguments
+
+
+def bounded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run the action in a killable worker process when called with a ctx whose `isolate` setting is on."""
+
+    @functools.wraps(fn)  # keeps the signature, `ctx` included, for the python binding
+    def action(*args: Any, ctx: ToolContext | None = None, **kwargs: Any) -> Any:
+        settings = dict(ctx.settings) if ctx else {}
+        if ctx is None or not settings.get("isolate", True):
+            return fn(*args, ctx=ctx, **kwargs)
+        arguments = dict(inspect.signature(fn).bind(*args, **kwargs).arguments)
+        try:
+            return call_in_process(
+                "toolkit.tools.math:run_action",
+                {"action": fn.__name__, "arguments": arguments, "settings": settings},
+                time_limit_s=float(settings.get("time_limit_s") or 20),
+                memory_mb=int(settings.get("memory_mb") or 1024),
+            )
+        except (CallTimeout, MemoryError) as exc:
+            # the same arguments would fail the same way: an input error (not retried), with advice
+            raise ToolInputError(f"{exc}; ask for something simpler, or a numeric value with N(...)") from None
+
+    action.compute = fn  # type: ignore[attr-defined]
+    return action
+
+
+def run_action(action: str, arguments: dict[str, Any], settings: dict[str, Any]) -> Any:
+    """The worker's entry point: compute one action in this process."""
+    return globals()[action].compute(**arguments, ctx=ToolContext(settings=settings))
 
 
 def _digits(ctx: ToolContext | None) -> int:
@@ -45,7 +83,7 @@ def _exact(value: Any) -> Any:
     try:
         return str(value)
     except ValueError:  # an integer beyond Python's 4,300-digit printing limit: give its size instead
-        return f"<a number of about {sp.floor(sp.log(abs(value), 10)) + 1} digits; see decimal>"
+        return f"<a number of about {int(abs(int(value)).bit_length() * 0.30103) + 1} digits; see decimal>"
 
 
 def _answer(value: Any, digits: int) -> dict[str, Any]:
@@ -100,11 +138,13 @@ def _free_symbols(expr: Any) -> set[sp.Symbol]:
     return set(getattr(expr, "free_symbols", set()))
 
 
+@bounded
 def calculate(expression: str, ctx: ToolContext | None = None) -> dict[str, Any]:
     """Evaluate an expression exactly: arithmetic, or calls like integrate(x*exp(x), x), solve(x**2 - 2, x)."""
     return _answer(_expression(expression, {}), _digits(ctx))
 
 
+@bounded
 def simplify(expression: str, ctx: ToolContext | None = None) -> dict[str, Any]:
     value = _expression(expression, {})
     if isinstance(value, list):
@@ -112,6 +152,7 @@ def simplify(expression: str, ctx: ToolContext | None = None) -> dict[str, Any]:
     return _answer(sp.simplify(value), _digits(ctx))
 
 
+@bounded
 def solve(equation: str, variable: str | None = None, ctx: ToolContext | None = None) -> dict[str, Any]:
     """Solve an equation (`x**2 = 2`, or an expression equal to zero) or a system (`x + y = 3, x - y = 1`)."""
     symbols: dict[str, sp.Symbol] = {}
@@ -135,6 +176,7 @@ def solve(equation: str, variable: str | None = None, ctx: ToolContext | None = 
     }
 
 
+@bounded
 def differentiate(expression: str, variable: str | None = None, order: int = 1, ctx: ToolContext | None = None) -> dict[str, Any]:
     if not 1 <= int(order) <= 20:
         raise ToolInputError("order must be from 1 to 20")
@@ -144,6 +186,7 @@ def differentiate(expression: str, variable: str | None = None, order: int = 1, 
     return {"variable": str(var), **_answer(sp.diff(expr, var, int(order)), _digits(ctx))}
 
 
+@bounded
 def integrate(
     expression: str,
     variable: str | None = None,
@@ -212,6 +255,7 @@ def _format_units(units: Any, ureg: Any) -> str:
     return num if not den else f"{num}/{den}" if "*" not in den else f"{num}/({den})"
 
 
+@bounded
 def convert(quantity: str, to: str | None = None, ctx: ToolContext | None = None) -> dict[str, Any]:
     """Convert a quantity between units: `convert("3 km/h", "m/s")` or `convert("3 km/h in m/s")`."""
     import pint
