@@ -58,7 +58,7 @@ def test_stdio_discovery_maps_tools_to_actions(stdio_registry):
     tool = stdio_registry.tools["echo_mcp"]
     assert tool.available, tool.reason
     actions = {a.name: a for a in tool.manifest.actions}
-    assert set(actions) == {"echo", "add", "count", "fail", "sleep", "env_get"}  # `env.get` made a valid name
+    assert set(actions) == {"echo", "add", "count", "fail", "sleep", "crash", "env_get"}  # `env.get` made a valid name
     assert actions["echo"].description == "Return the text unchanged."
     assert actions["add"].input_schema["required"] == ["a", "b"]
     assert actions["add"].input_schema["properties"]["a"]["type"] == "integer"
@@ -106,6 +106,19 @@ async def test_sessions_share_one_server_which_closes_with_the_last_agent(stdio_
         assert again.ok and again.content == 1  # reopened: a fresh server
     finally:
         await third.aclose()
+
+
+async def test_a_server_that_dies_is_restarted_by_the_next_call(stdio_registry):
+    executor = Executor(stdio_registry)
+    try:
+        before = await executor.execute(ToolCall(name="echo_mcp.count"))
+        assert before.ok and before.content == 1
+        crash = await executor.execute(ToolCall(name="echo_mcp.crash"))
+        assert not crash.ok and crash.error == ErrorCode.tool_error and "went away" in crash.message
+        after = await executor.execute(ToolCall(name="echo_mcp.count"))
+        assert after.ok and after.content == 1  # a new server process: its counter starts again
+    finally:
+        await executor.aclose()
 
 
 async def test_timeout_cancels_the_call_and_the_session_survives(tmp_path):

@@ -2,7 +2,7 @@
 
 Run: `python echo_server.py` (stdio) or `python echo_server.py --http PORT` (streamable HTTP on
 127.0.0.1:PORT, path /mcp). Its tools cover what the client binding maps: annotations, structured
-and text results, a tool error (`isError`), a slow call, and a dotted name that is not a valid
+and text results, a tool error (`isError`), a slow call, a call that kills the server, and a dotted name that is not a valid
 action name on our side.
 """
 
@@ -50,6 +50,12 @@ async def sleep(seconds: float) -> str:
     """Sleep, then say so."""
     await asyncio.sleep(seconds)
     return f"slept {seconds}"
+
+
+@server.tool()
+def crash() -> str:
+    """Kill the server process mid-call (to test that the client survives a dying server)."""
+    os._exit(3)
 
 
 @server.tool(name="env.get", annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))

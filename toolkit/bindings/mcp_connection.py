@@ -153,9 +153,16 @@ class MCPConnection:
         try:
             return await client.call_tool(name, arguments)
         except Exception as exc:
-            if self._task is None or self._task.done():
-                raise MCPConnectionError(f"MCP server {self.label} went away: {_describe(exc)}{self._stderr_tail()}") from None
+            if _connection_lost(exc) or self._task is None or self._task.done():
+                # the session is dead even if its task has not noticed: drop it, the next call reopens
+                reason = f"MCP server {self.label} went away during the call: {_describe(exc)}{self._stderr_tail()}"
+                await asyncio.shield(self._discard(client))
+                raise MCPConnectionError(reason) from None
             raise
+
+    async def _discard(self, client: Any) -> None:
+        if self._client is client:
+            await self._shutdown()
 
     def _stderr_tail(self, limit: int = 600) -> str:
         if self._stderr is None:
@@ -195,6 +202,16 @@ class MCPConnection:
     @property
     def is_open(self) -> bool:
         return self._task is not None and not self._task.done()
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    import anyio
+    from mcp.shared.exceptions import MCPError
+    from mcp_types import CONNECTION_CLOSED
+
+    if isinstance(exc, MCPError):
+        return getattr(exc, "code", None) == CONNECTION_CLOSED
+    return isinstance(exc, (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, ConnectionError))
 
 
 def _describe(exc: BaseException) -> str:
