@@ -29,6 +29,12 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def task_rate(done: int, seconds: float) -> str:
+    """Tasks per second, or per minute when a task takes longer than a second (a real model)."""
+    rate = done / max(seconds, 1e-9)
+    return f"{rate:.1f} tasks/s" if rate >= 1 or done == 0 else f"{rate * 60:.1f} tasks/min"
+
+
 class BatchProgress:
     """A bar with tasks/s and tokens/s on a terminal; a plain line every 10% elsewhere (CI logs)."""
 
@@ -62,7 +68,7 @@ class BatchProgress:
     def update(self, result: TaskResult, stats: BatchStats) -> None:
         seen = stats.done + len(stats.unfinished)
         elapsed = max(stats.elapsed, 1e-9)
-        rates = f"{stats.done / elapsed:.1f} tasks/s  {stats.tokens / elapsed:,.0f} tok/s"
+        rates = f"{task_rate(stats.done, elapsed)}  {stats.tokens / elapsed:,.0f} tok/s"
         failed = f"{len(stats.failures)} failed" if stats.failures else ""
         if self.live:
             self.progress.update(self.bar, completed=seen, rates=rates, failed=failed)
@@ -79,7 +85,7 @@ def print_summary(plan: BatchPlan, stats: BatchStats, results: ResultsFile, task
         err.print(f"  [red]{count} ×[/] {reason[:200]}  [dim]{shown}[/]", markup=True)
     if stats.unfinished:
         err.print(f"  [yellow]{len(stats.unfinished)} unfinished[/] ({stats.unfinished[0][1]}): run again with --resume", markup=True)
-    err.print(f"[bold]time[/]      {stats.elapsed:.2f} s  ({stats.done / elapsed:.1f} tasks/s)")
+    err.print(f"[bold]time[/]      {stats.elapsed:.2f} s  ({task_rate(stats.done, elapsed)})")
     err.print(f"[bold]tokens[/]    {stats.tokens:,} ({stats.prompt_tokens:,} prompt + {stats.completion_tokens:,} completion; {stats.tokens / elapsed:,.0f} tok/s)")
     recorded = {i: s for i, s in results.recorded.items() if i in tasks_ids}
     ok = sum(1 for s in recorded.values() if s == "ok")
