@@ -17,6 +17,7 @@ from toolkit.planner.webqa_text import Candidate, cite, extractive_answer, pick_
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.agent import Agent
 from toolkit.runtime.llm.scripted import ScriptedBackend, ScriptFile
+from toolkit.trace_view import build_view
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 QUESTION = "When was the Eiffel Tower completed, and when was the Statue of Liberty dedicated?"
@@ -122,6 +123,10 @@ def test_scripted_model_picks_quotes_and_writes_the_answer(corpus):
     assert choices and all(r.constraint.kind == "choice" and r.constraint.choices[-1] == "none" for r in choices)
     # the model was offered sentences of the bridges page (it mentions the Eiffel Tower) and declined them
     assert any("Page: Bridges of Paris" in r.messages[-1].content for r in choices)
+    # the run's trace shows every browser action and model call
+    view = build_view(result.task_id, result.trace)
+    assert [c.name for c in view.calls] == names and all(c.ok for c in view.calls)
+    assert len(view.model_calls) == len(backend.requests)
 
 
 @pytest.mark.llama
