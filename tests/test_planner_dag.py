@@ -107,15 +107,18 @@ def test_validate_plan_reports_every_kind_of_error():
 def test_plan_schema_accepts_a_plan_and_enumerates_the_tools():
     tools = [ToolSpec(name="lookup", parameters={"type": "object", "properties": {"key": {"type": "string"}}, "required": ["key"]}),
              ToolSpec(name="add", parameters={"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}})]
-    good = {"thought": "", "steps": [step(1, "lookup", {"key": "k"}), step(2, "add", {"a": "$1.size", "b": 2}, [1])]}
+    good = {"steps": [step(1, "lookup", {"key": "k"}), step(2, "add", {"a": "$1.size", "b": 2}, [1])]}
     for typed in (True, False):
         schema = plan_json_schema(tools, typed_arguments=typed)
         jsonschema.validate(good, schema)
         with pytest.raises(jsonschema.ValidationError):
-            jsonschema.validate({"thought": "", "steps": [step(1, "other", {})]}, schema)
+            jsonschema.validate({"steps": [step(1, "other", {})]}, schema)
+        with pytest.raises(jsonschema.ValidationError):  # ids are bounded, so a tiny model can't loop in one
+            jsonschema.validate({"steps": [step(100, "lookup", {"key": "k"})]}, schema)
     assert plan_json_schema(tools, typed_arguments=False)["properties"]["steps"]["items"]["properties"]["action"]["enum"] == ["lookup", "add"]
     with pytest.raises(jsonschema.ValidationError):  # typed: an integer argument can't be free text
-        jsonschema.validate({"thought": "", "steps": [step(1, "add", {"a": "two", "b": 1})]}, plan_json_schema(tools))
+        jsonschema.validate({"steps": [step(1, "add", {"a": "two", "b": 1})]}, plan_json_schema(tools))
+    assert "thought" in plan_json_schema(tools, thought=True)["required"]
 
 
 # ---- incremental parsing ---------------------------------------------------------------------

@@ -25,12 +25,12 @@ from toolkit.runtime.context import RunContext
 from toolkit.runtime.llm.base import supports_streaming
 from toolkit.types import Constraint, LLMRequest, LLMResponse, Message, Sampling, Timings, ToolCall, Usage
 
-PLAN_INSTRUCTIONS = """Solve the task with a plan: a JSON object {"thought": "...", "steps": [...]}.
+PLAN_INSTRUCTIONS = """Solve the task with a plan: a JSON object {"steps": [...]}.
 Each step is {"id": N, "action": "<tool name>", "arguments": {...}, "depends_on": [ids]}.
 Steps run in parallel unless one depends on another. To use an earlier step's result, write "$N"
 (the whole result), "$N.field" (a field of it) or "${N}" inside a longer string, and list N in
 depends_on. Use only the tools listed above. If no tool is needed, give an empty steps list.
-Example: {"thought": "Find both numbers, then add them.", "steps": [
+Example: {"steps": [
  {"id": 1, "action": "lookup", "arguments": {"key": "apples"}, "depends_on": []},
  {"id": 2, "action": "lookup", "arguments": {"key": "pears"}, "depends_on": []},
  {"id": 3, "action": "add", "arguments": {"a": "$1", "b": "$2"}, "depends_on": [1, 2]}]}"""
@@ -53,7 +53,8 @@ class DagPlanner:
         stream: bool = True,
         typed_arguments: bool = True,
         plan_max_tokens: int = 1024,
-        join_max_tokens: int = 512,
+        join_max_tokens: int = 384,
+        plan_thought: bool = False,
         tool_k: int | None = None,
         few_shot: bool = False,
     ):
@@ -65,11 +66,12 @@ class DagPlanner:
         self.join_max_tokens = join_max_tokens
         self.tool_k = tool_k
         self.few_shot = few_shot
+        self.plan_thought = plan_thought
 
     async def run(self, ctx: RunContext) -> str:
         tools = offered_tools(ctx.task, ctx.tools, self.tool_k)
         names = {t.name for t in tools}
-        schema = plan_json_schema(tools, self.max_plan_steps, self.typed_arguments)
+        schema = plan_json_schema(tools, self.max_plan_steps, self.typed_arguments, self.plan_thought)
         instructions = PLAN_INSTRUCTIONS + ("\n\n" + few_shot_block(tools) if self.few_shot and few_shot_block(tools) else "")
         messages = [system_message(tools, instructions), Message(role="user", content=ctx.task)]
         replans = 0

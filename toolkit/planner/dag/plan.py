@@ -182,13 +182,18 @@ def _argument_schema(input_schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def plan_json_schema(tools: list[Any], max_steps: int = 12, typed_arguments: bool = True) -> dict[str, Any]:
+def plan_json_schema(tools: list[Any], max_steps: int = 12, typed_arguments: bool = True, thought: bool = False) -> dict[str, Any]:
     """The JSON schema a plan is decoded under. Actions are the offered tools' names (an enum, or
-    with `typed_arguments` one branch per tool whose arguments follow that tool's schema)."""
+    with `typed_arguments` one branch per tool whose arguments follow that tool's schema).
+
+    Every count is bounded (ids, dependencies, steps) so that a tiny model can't loop forever
+    inside the grammar. The free-text `thought` is off by default: tiny models ramble in it
+    until they run out of tokens, and the plan never gets written."""
     names = [t.name for t in tools]
+    step_id = {"type": "integer", "minimum": 1, "maximum": 99}
     common = {
-        "id": {"type": "integer", "minimum": 1},
-        "depends_on": {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": max_steps},
+        "id": step_id,
+        "depends_on": {"type": "array", "items": step_id, "maxItems": min(max_steps, 16)},
     }
     required = ["id", "action", "arguments", "depends_on"]
     if typed_arguments and tools:
@@ -210,10 +215,7 @@ def plan_json_schema(tools: list[Any], max_steps: int = 12, typed_arguments: boo
             "required": required,
             "additionalProperties": False,
         }
-    steps: dict[str, Any] = {"type": "array", "items": item, "maxItems": max_steps if names else 0}
-    return {
-        "type": "object",
-        "properties": {"thought": {"type": "string", "maxLength": 300}, "steps": steps},
-        "required": ["thought", "steps"],
-        "additionalProperties": False,
-    }
+    steps: dict[str, Any] = {"type": "array", "items": item, "maxItems": min(max_steps, 16) if names else 0}
+    properties: dict[str, Any] = {"thought": {"type": "string", "maxLength": 300}} if thought else {}
+    properties["steps"] = steps
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
