@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
+import struct
 import subprocess
 import sys
 import threading
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -20,7 +21,10 @@ from toolkit.runtime.executor import Executor
 from toolkit.tools import image
 from toolkit.types import ErrorCode, ToolCall
 
-Image = pytest.importorskip("PIL.Image")
+try:
+    from PIL import Image
+except ImportError:  # Pillow comes with the `image` extra; the endpoint tests don't need it
+    Image = None
 
 
 def make_executor(**settings) -> Executor:
@@ -34,13 +38,37 @@ async def generate(executor: Executor, **arguments):
     return await executor.execute(ToolCall(id="c1", name="image.generate_image", arguments=arguments))
 
 
-def open_png(path: str):
+def make_png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A real PNG of one colour, written by hand so that the server needs no Pillow."""
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return image.PNG_SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def check_png(path: str) -> tuple[int, int]:
+    """Validate a PNG file (signature, chunk CRCs, pixel data of the declared size); return its size."""
     data = Path(path).read_bytes()
     assert data.startswith(image.PNG_SIGNATURE)
-    img = Image.open(io.BytesIO(data))
-    img.load()
-    assert img.format == "PNG"
-    return img
+    pos, chunks = len(image.PNG_SIGNATURE), {}
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        tag, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        assert struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])[0] == zlib.crc32(tag + body), tag
+        chunks[tag] = chunks.get(tag, b"") + body
+        pos += 12 + length
+    assert tag == b"IEND"
+    width, height, depth, color = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[color]
+    assert len(zlib.decompress(chunks[b"IDAT"])) == height * (1 + width * channels * depth // 8)
+    if Image is not None:
+        with Image.open(path) as img:
+            img.load()
+            assert img.format == "PNG" and img.size == (width, height)
+    return width, height
 
 
 # ---- a real OpenAI-shaped images server ---------------------------------------------------------
@@ -80,9 +108,7 @@ class ImagesHandler(BaseHTTPRequestHandler):
             return self._json(400, {"error": {"message": "Your request was rejected by the safety system.", "type": "invalid_request_error"}})
         width, height = (int(v) for v in body.get("size", "1024x1024").split("x"))
         color = tuple(hashlib.sha256(body["prompt"].encode()).digest()[:3])
-        buffer = io.BytesIO()
-        Image.new("RGB", (width, height), color).save(buffer, format="PNG")
-        png = buffer.getvalue()
+        png = make_png(width, height, color)
         item = {"revised_prompt": body["prompt"] + ", detailed"}
         if body.get("response_format") == "url":
             name = f"{len(self.server.files)}.png"
@@ -124,7 +150,7 @@ async def test_endpoint_b64_json(images_server, tmp_path, monkeypatch):
     assert result["revised_prompt"] == "a red square, detailed"
     assert result["seed"] is None  # not sent: OpenAI's API has no seed
     assert Path(result["path"]).parent == tmp_path
-    assert open_png(result["path"]).size == (96, 64)
+    assert check_png(result["path"]) == (96, 64)
     request = images_server.requests[-1]
     assert request["authorization"] == "Bearer sekrit"
     assert request["body"] == {"prompt": "a red square", "n": 1, "size": "96x64", "model": "tiny-images", "response_format": "b64_json"}
@@ -136,7 +162,7 @@ async def test_endpoint_url_response(images_server, tmp_path):
     assert obs.ok, obs.text
     assert obs.content["seed"] == 11 and images_server.requests[-1]["body"]["seed"] == 11
     assert images_server.requests[-1]["authorization"] is None  # no key in the environment: none sent
-    assert open_png(obs.content["path"]).size == (32, 48)
+    assert check_png(obs.content["path"]) == (32, 48)
 
 
 async def test_endpoint_error_becomes_a_tool_error(images_server, tmp_path):
@@ -250,13 +276,14 @@ async def test_diffusers_pipeline_writes_a_png(tiny_pipeline_dir, tmp_path):
     assert result["backend"] == "diffusers" and result["model"] == str(tiny_pipeline_dir)
     assert result["pipeline"] == "StableDiffusionPipeline" and result["device"] == "cpu"
     assert result["seed"] == 7 and result["size"] == "64x48" and result["steps"] == 2
-    first = open_png(result["path"])
-    assert first.size == (64, 48) and first.mode == "RGB"
+    assert check_png(result["path"]) == (64, 48)
+    first = Image.open(result["path"])
+    assert first.mode == "RGB"
 
     again = await generate(executor, prompt="a red fox", size="64x48", seed=7)
-    assert open_png(again.content["path"]).tobytes() == first.tobytes()  # same seed, same image
+    assert Image.open(again.content["path"]).tobytes() == first.tobytes()  # same seed, same image
     other = await generate(executor, prompt="a green owl", size="64x48", seed=7)
-    assert open_png(other.content["path"]).tobytes() != first.tobytes()  # the prompt matters
+    assert Image.open(other.content["path"]).tobytes() != first.tobytes()  # the prompt matters
     unseeded = await generate(executor, prompt="a red fox", size="64x48")
     assert isinstance(unseeded.content["seed"], int)  # a random seed, reported
 
@@ -268,3 +295,11 @@ async def test_missing_pipeline_is_a_clear_error(tmp_path):
     executor = make_executor(backend="diffusers", model=str(tmp_path / "nothing-here"), output_dir=str(tmp_path))
     obs = await generate(executor, prompt="a cat", size="64x64")
     assert obs.error == ErrorCode.tool_error and "cannot load the diffusers pipeline" in obs.message
+
+
+def test_png_check_without_pillow(monkeypatch):
+    monkeypatch.setitem(sys.modules, "PIL", None)  # as on a machine without the image extra
+    png = make_png(5, 7, (1, 2, 3))
+    assert image.to_png(png) == (png, (5, 7))
+    with pytest.raises(RuntimeError, match="did not send a PNG"):
+        image.to_png(b"GIF89a....")
