@@ -21,6 +21,7 @@ from toolkit.runtime.llm import Backend, load_backend
 from toolkit.types import LLMRequest, LLMResponse, Message, Sampling
 
 ENGINE_LABEL = "toolkit engine"
+FINAL_ANSWER_CUT = "arguments of final_answer were not complete JSON"  # llamacpp backend's message
 
 SYSTEM_PROMPT = (
     "You are an expert in composing function calls. You are given a question and a set of functions. "
@@ -37,7 +38,7 @@ def parse_categories(text: str) -> list[str]:
     return categories
 
 
-def bfcl_request(question: Question, max_tokens: int = 512) -> LLMRequest:
+def bfcl_request(question: Question, max_tokens: int = 256) -> LLMRequest:
     messages = [Message(role="system", content=SYSTEM_PROMPT), *to_messages(question)]
     return LLMRequest(
         messages=messages,
@@ -85,6 +86,10 @@ async def answer_question(system: str, backend: Backend, question: Question, max
             response = await backend.generate(bfcl_request(question))
     except Exception as exc:  # noqa: BLE001 - a crashed generation is scored, not fatal
         response = LLMResponse(finish_reason="error", parse_error=f"{type(exc).__name__}: {exc}")
+    if response.parse_error and not response.tool_calls and FINAL_ANSWER_CUT in response.parse_error:
+        # the model chose to answer in words (no call) and its words ran past max_tokens: BFCL only
+        # scores calls, so this is a "no call" answer, not an unreadable one
+        response = response.model_copy(update={"parse_error": None})
     unparseable = response.parse_error is not None
     calls = [] if unparseable else [{c.name: c.arguments} for c in response.tool_calls]
     verdict = check(question.category, question.functions, calls, question.answers)
