@@ -123,7 +123,7 @@ def _tokens(view: TaskView) -> str:
 
 
 def render_task(view: TaskView) -> str:
-    graph_title = "Plan" if view.plan_from_events else "Calls by turn"
+    graph_title = "Plan" if view.plan_from_events else view.plan_kind.capitalize()
     return (
         f'<section class="task" id="task-{escape(view.task_id)}" data-task="{escape(view.task_id)}">'
         f"<h2>{escape(view.task or view.task_id)}</h2>{_summary(view)}"

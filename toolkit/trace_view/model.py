@@ -7,9 +7,9 @@ a call spans [call.t, call.t + duration]. A `model_call` event is emitted when t
 with its total time: it spans [t - total_s, t].
 
 The plan graph comes from `plan` events (the DAG planner's steps; one round per plan or replan).
-A run without a DAG plan (ReAct, whose per-turn `plan` events just list the turn's calls) gets a
-graph of its calls: each turn's calls depend on the previous turn's, calls of one turn (a
-parallel batch) side by side.
+A tree search (dfsdt: calls carry their `node` and `parent`) gets its search tree. A run without
+either (ReAct, whose per-turn `plan` events just list the turn's calls) gets a graph of its calls:
+each turn's calls depend on the previous turn's, calls of one turn (a parallel batch) side by side.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class CallView:
     end: float | None = None
     step: int | None = None
     node: str | None = None
+    parent: str | None = None  # tree search (dfsdt): the node this call was made from
     ok: bool | None = None  # None: no observation (the task ended first)
     text: str = ""
     error: str | None = None
@@ -80,6 +81,7 @@ class TaskView:
     model_calls: list[ModelCallView] = field(default_factory=list)
     plan: list[PlanNode] = field(default_factory=list)
     plan_from_events: bool = False
+    plan_kind: str = "calls by turn"  # what the graph shows: plan, search tree, calls by turn
     notes: list[tuple[float, str, str]] = field(default_factory=list)  # (t, kind, text): replan, backtrack, error
     events: list[TraceEvent] = field(default_factory=list)
 
@@ -91,10 +93,9 @@ class TaskView:
 def build_view(task_id: str, events: list[TraceEvent]) -> TaskView:
     view = TaskView(task_id=task_id, events=events)
     calls: dict[str, CallView] = {}
-    plan_rounds: list[list[dict[str, Any]]] = []
-    round_steps: list[int | None] = []  # the planner step each plan round belongs to
-    call_round: dict[str, int] = {}
-    for e in events:
+    plan_events: list[tuple[int, int | None, list[dict[str, Any]]]] = []  # (position, step, steps)
+    call_position: dict[str, int] = {}
+    for position, e in enumerate(events):
         if e.kind == "task_start":
             view.task = e.text or ""
         elif e.kind == "answer":
@@ -106,13 +107,12 @@ def build_view(task_id: str, events: list[TraceEvent]) -> TaskView:
         elif e.kind == "model_call":
             total = e.timings.total_s if e.timings else 0.0
             view.model_calls.append(ModelCallView(max(0.0, e.t - total), e.t, e.step, e.node, e.usage or Usage(), e.text or ""))
-        elif e.kind == "plan" and e.plan is not None:
-            plan_rounds.append(e.plan)
-            round_steps.append(e.step)
+        elif e.kind == "plan" and e.plan:
+            plan_events.append((position, e.step, e.plan))
         elif e.kind == "call" and e.call is not None:
-            view_call = CallView(e.call.id, e.call.name, e.call.arguments, e.t, step=e.step, node=e.node)
+            view_call = CallView(e.call.id, e.call.name, e.call.arguments, e.t, step=e.step, node=e.node, parent=e.parent)
             calls[e.call.id] = view_call
-            call_round[e.call.id] = len(plan_rounds)
+            call_position[e.call.id] = position
         elif e.kind == "observation" and e.observation is not None:
             o = e.observation
             c = calls.get(o.call_id)
@@ -133,15 +133,24 @@ def build_view(task_id: str, events: list[TraceEvent]) -> TaskView:
         view.wall_s = max([e.t for e in events] + [c.end or c.start for c in view.calls] + [0.0])
     assign_lanes(view.calls)
     assign_lanes(view.model_calls)  # type: ignore[arg-type]
-    # ReAct's per-turn `plan` events name the turn's calls by their ids: a chain of turns, not a DAG
-    per_turn = all(_step_id(s, i) in calls for p in plan_rounds for i, s in enumerate(p))
-    if plan_rounds and not per_turn:
+    # only DAG plans make the graph: steps with their own ids. ReAct's per-turn `plan` events name
+    # the turn's calls by their call ids, and action rankings have no ids at all
+    rounds = [(pos, step, plan) for pos, step, plan in plan_events
+              if all("id" in s for s in plan) and not all(str(s["id"]) in calls for s in plan)]
+    if rounds:
+        call_round: dict[str, int] = {}
+        steps_of_rounds = [step for _, step, _ in rounds]
         for c in view.calls:
             # a planner may emit its plan before or after running it (the DAG planner reports the
-            # steps with their status afterwards): the plan of the call's own step wins
-            if c.step is not None and c.step in round_steps:
-                call_round[c.id] = len(round_steps) - round_steps[::-1].index(c.step)
-        view.plan, view.plan_from_events = plan_from_rounds(plan_rounds, view.calls, call_round), True
+            # steps with their status afterwards): the plan of the call's own step wins, else the
+            # latest plan before the call
+            if c.step is not None and c.step in steps_of_rounds:
+                call_round[c.id] = len(rounds) - steps_of_rounds[::-1].index(c.step)
+            else:
+                call_round[c.id] = sum(1 for pos, _, _ in rounds if pos < call_position.get(c.id, 0))
+        view.plan, view.plan_from_events = plan_from_rounds([p for _, _, p in rounds], view.calls, call_round), True
+    elif any(c.parent is not None and c.node is not None for c in view.calls):
+        view.plan, view.plan_kind = plan_from_tree(view.calls), "search tree"
     else:
         view.plan = plan_from_steps(view.calls)
     layout(view.plan)
@@ -213,6 +222,21 @@ def plan_from_rounds(rounds: list[list[dict[str, Any]]], calls: list[CallView], 
         node = by_id.get(f"r{max(1, call_round.get(c.id, 1))}:{c.node}") or next((n for n in reversed(nodes) if n.id.endswith(f":{c.node}")), None)
         if node is not None:
             node.call_ids.append(c.id)
+    return nodes
+
+
+def plan_from_tree(calls: list[CallView]) -> list[PlanNode]:
+    """A tree search's calls: each call is the node it made, under the node it was made from
+    (the root, the task itself, is node `0` and made no call). Abandoned branches stay visible."""
+    nodes: list[PlanNode] = []
+    by_node: dict[str, PlanNode] = {}
+    for c in calls:
+        node_id = f"n:{c.node}"
+        node = PlanNode(id=node_id, label=f"{c.node}. {c.name}", detail=f"{c.name}({_short_json(c.arguments)})", call_ids=[c.id])
+        if c.parent is not None and f"n:{c.parent}" in by_node:
+            node.deps = [f"n:{c.parent}"]
+        nodes.append(node)
+        by_node[node_id] = node
     return nodes
 
 
