@@ -15,8 +15,14 @@ What the sandbox does:
   chatty program can't fill memory; pipes would also keep the run open while a background child
   holds them); the result carries their first `max_output_chars` characters.
 
-What it does not do: it is not a boundary against reading files the user can read, nor against
-CPU use up to its limits. Use a container or VM for hostile code.
+- where bubblewrap (`bwrap`) is installed, a jail (`sandbox_jail.py`): only the system's `/usr`
+  and the Python installation, read-only, and the work folder; new PID/IPC/UTS/network
+  namespaces; the unprivileged `nobody` user when started as root. Without bwrap, code can read
+  what the user can; every result says which (`filesystem_isolation`), and the setting
+  `require_filesystem_isolation` refuses to run without the jail.
+
+What it does not do: stop CPU use up to its limits, or kernel exploits. Use a VM for code that
+may carry those.
 
 How: a small launcher runs first (`python -I -S -c LAUNCHER`). It unshares the network, sets the
 rlimits, reports what it did on a pipe, then `exec`s the interpreter on the user's code. Doing
@@ -37,6 +43,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from toolkit.runtime.sandbox_jail import find_bwrap, jail_argv, prepare_workdir
 
 MB = 1024 * 1024
 
@@ -68,6 +76,15 @@ for name, value in cfg["rlimits"].items():
         resource.setrlimit(getattr(resource, name), (value[0], value[1]))
     except (ValueError, OSError) as exc:
         status.setdefault("rlimit_errors", []).append(name + ": " + str(exc))
+if cfg.get("drop_to"):
+    try:
+        os.setgroups([])
+        os.setgid(cfg["drop_to"]["gid"])
+        os.setuid(cfg["drop_to"]["uid"])
+        status["user"] = "nobody"
+    except OSError as exc:
+        os.write(cfg["status_fd"], json.dumps({**status, "error": "cannot drop privileges: " + str(exc)}).encode())
+        os._exit(126)
 os.write(cfg["status_fd"], json.dumps(status).encode())
 os.close(cfg["status_fd"])
 os.execv(cfg["argv"][0], cfg["argv"])
@@ -80,12 +97,15 @@ class SandboxLimits:
     cpu_s: int = 10  # CPU seconds (RLIMIT_CPU)
     memory_mb: int = 512  # address space (RLIMIT_AS)
     file_size_mb: int = 16  # largest file the code may write (RLIMIT_FSIZE)
-    max_processes: int = 64  # RLIMIT_NPROC (counted per user; not enforced for root)
+    max_processes: int = 64  # new processes and threads the code may start (RLIMIT_NPROC; not enforced for root)
     max_open_files: int = 256
     max_output_chars: int = 20_000  # per stream
     isolate_network: bool = True
     require_network_isolation: bool = False  # refuse to run when isolation is unavailable
     site_packages: bool = True  # False runs `python -I -S`: the standard library only
+    filesystem_isolation: bool = True  # jail the code with bubblewrap where `bwrap` is installed
+    require_filesystem_isolation: bool = False  # refuse to run without it
+    bwrap_path: str | None = None  # default: `bwrap` on PATH
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> SandboxLimits:
@@ -95,14 +115,29 @@ class SandboxLimits:
         return cls(**known)
 
     def rlimits(self) -> dict[str, tuple[int, int]]:
+        # RLIMIT_NPROC counts every process and thread of the user, not just the sandbox's: allow
+        # max_processes more than the user runs now, or a desktop session would leave it none
+        nproc = self.max_processes + (_user_task_count() if os.getuid() != 0 else 0)
         return {
             "RLIMIT_CPU": (self.cpu_s, self.cpu_s + 1),  # SIGXCPU at the soft limit, SIGKILL at the hard one
             "RLIMIT_AS": (self.memory_mb * MB, self.memory_mb * MB),
             "RLIMIT_FSIZE": (self.file_size_mb * MB, self.file_size_mb * MB),
-            "RLIMIT_NPROC": (self.max_processes, self.max_processes),
+            "RLIMIT_NPROC": (nproc, nproc),
             "RLIMIT_NOFILE": (self.max_open_files, self.max_open_files),
             "RLIMIT_CORE": (0, 0),
         }
+
+
+def _user_task_count() -> int:
+    """Processes plus threads whose real user is ours (what the kernel checks RLIMIT_NPROC against)."""
+    import psutil
+
+    uid, count = os.getuid(), 0
+    for proc in psutil.process_iter(["uids", "num_threads"]):
+        uids = proc.info.get("uids")
+        if uids is not None and uids.real == uid:
+            count += proc.info.get("num_threads") or 1
+    return count
 
 
 @dataclass
@@ -119,6 +154,7 @@ class SandboxResult:
     stderr_truncated: bool = False
     network_isolated: bool = False
     network_isolation: str = ""
+    filesystem_isolation: str = ""  # "bubblewrap", or "none: <why>"
     files: list[dict[str, Any]] = field(default_factory=list)  # files the code left in its folder
     limits: dict[str, Any] = field(default_factory=dict)
 
@@ -205,15 +241,26 @@ async def run_python(
     control = Path(tempfile.mkdtemp(prefix="toolkit-sandbox-io-"))  # outside the code's folder
     script = "main.py"
     (workdir / script).write_text(code, encoding="utf-8")
+    bwrap = find_bwrap(limits.bwrap_path) if limits.filesystem_isolation else None
+    if bwrap is None and limits.require_filesystem_isolation:
+        raise SandboxRefused("filesystem isolation is required but bubblewrap (`bwrap`) is not installed")
+    jail = jail_argv(bwrap, workdir, python, isolate_network=limits.isolate_network) if bwrap else []
     status_r, status_w = os.pipe()
     argv = [python, "-I", *([] if limits.site_packages else ["-S"]), script]
-    cfg = {"isolate_network": limits.isolate_network, "rlimits": limits.rlimits(), "status_fd": status_w, "argv": argv}
+    cfg = {
+        # inside the jail the network namespace is bwrap's; the launcher unshares only without it
+        "isolate_network": limits.isolate_network and not jail,
+        "rlimits": limits.rlimits(),
+        "status_fd": status_w,
+        "argv": argv,
+        "drop_to": prepare_workdir(workdir) if jail else None,
+    }
     started = time.perf_counter()
     proc = None
     try:
         with open(control / "stdout", "wb") as out_file, open(control / "stderr", "wb") as err_file:
             proc = await asyncio.create_subprocess_exec(
-                python, "-I", "-S", "-c", LAUNCHER, json.dumps(cfg),
+                *jail, python, "-I", "-S", "-c", LAUNCHER, json.dumps(cfg),
                 stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
                 stdout=out_file,
                 stderr=err_file,
@@ -242,9 +289,15 @@ async def run_python(
         out, out_total = _read_capped(control / "stdout", cap)
         err, err_total = _read_capped(control / "stderr", cap)
         status = _read_status(status_r)
+        if jail:
+            status["filesystem_isolation"] = "bubblewrap"
+            if limits.isolate_network:
+                status["network_isolation"] = "bubblewrap network namespace"
+        else:
+            status["filesystem_isolation"] = "none: " + ("disabled in settings" if not limits.filesystem_isolation else "bubblewrap (bwrap) is not installed")
         if limits.isolate_network and limits.require_network_isolation and not _isolated(status):
             raise SandboxRefused(f"network isolation is required but {status.get('network_isolation')}")
-        result = _result(proc.returncode, out, out_total, err, err_total, timed_out, status, limits, started)
+        result = _result(proc.returncode, out, out_total, err, err_total, timed_out, status, limits, started, jailed=bool(jail))
         result.files = _list_files(workdir, script)
         return result
     finally:
@@ -283,18 +336,21 @@ def _cut(data: bytes, total: int, max_chars: int) -> tuple[str, bool]:
     return text, truncated
 
 
-def _result(returncode, out, out_total, err, err_total, timed_out, status, limits, started) -> SandboxResult:
+def _result(returncode, out, out_total, err, err_total, timed_out, status, limits, started, jailed=False) -> SandboxResult:
     stdout, stdout_cut = _cut(out, out_total, limits.max_output_chars)
     stderr, stderr_cut = _cut(err, err_total, limits.max_output_chars)
     sig = None
-    if returncode is not None and returncode < 0:
+    signum = -returncode if returncode is not None and returncode < 0 else None
+    if jailed and returncode is not None and returncode > 128:
+        signum = returncode - 128  # bubblewrap reports a child killed by signal N as exit 128+N
+    if signum is not None:
         try:
-            sig = signal.Signals(-returncode).name
+            sig = signal.Signals(signum).name
         except ValueError:
-            sig = str(-returncode)
+            sig = str(signum)
     result = SandboxResult(
         ok=returncode == 0 and not timed_out,
-        exit_code=returncode,
+        exit_code=-signum if jailed and signum else returncode,  # as without the jail: -N for signal N
         stdout=stdout,
         stderr=stderr,
         duration_s=round(time.perf_counter() - started, 3),
@@ -304,6 +360,7 @@ def _result(returncode, out, out_total, err, err_total, timed_out, status, limit
         stderr_truncated=stderr_cut,
         network_isolated=_isolated(status),
         network_isolation=str(status.get("network_isolation", "")),
+        filesystem_isolation=str(status.get("filesystem_isolation", "")),
         limits={
             "timeout_s": limits.timeout_s, "cpu_s": limits.cpu_s, "memory_mb": limits.memory_mb,
             "file_size_mb": limits.file_size_mb, "max_processes": limits.max_processes,
