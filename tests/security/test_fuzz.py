@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -47,6 +48,7 @@ model_text = st.one_of(
 )
 
 
+@pytest.mark.timeout(1800)  # ~1 min of CPU; generous for a loaded machine
 @settings(max_examples=EXAMPLES, **FAST)
 @given(st.one_of(json_like, manifest_like))
 def test_fuzz_manifests(doc):
@@ -56,6 +58,7 @@ def test_fuzz_manifests(doc):
         assert exc.errors
 
 
+@pytest.mark.timeout(1800)
 @settings(max_examples=EXAMPLES, **FAST)
 @given(model_text, st.sampled_from(["auto", "required", "none"]))
 def test_fuzz_model_outputs_parse_or_explain(text, tool_choice):
