@@ -170,6 +170,39 @@ def test_cli_show_and_html(run_files, tmp_path):
     assert wrong_task.exit_code == 2 and "no task 'nope'" in wrong_task.output
 
 
+def test_tree_search_trace_draws_the_search_tree():
+    pytest.importorskip("toolkit.planner.dfsdt")
+    from toolkit.runtime.llm.scripted import ScriptFile
+
+    def flaky_lookup(city: str) -> str:
+        """A lookup service that is down."""
+        raise ConnectionError("service down")
+
+    registry = ToolRegistry()
+    registry.add_function(flaky_lookup)
+    registry.add_function(fetch_weather)
+    registry.add_function(compare)
+    script = {"mode": "sequence", "default": [
+        {"tool_calls": [{"name": "flaky_lookup", "arguments": {"city": "Paris"}}]},  # node 0.0 fails: backtrack
+        {"tool_calls": [{"name": "fetch_weather", "arguments": {"city": "Paris"}}]},  # node 0.1
+        {"tool_calls": [{"name": "compare", "arguments": {"a": 21, "b": 17}}]},  # node 0.1.0
+        {"text": "Paris is warmer."},
+    ]}
+    result = Agent(model=ScriptedBackend(ScriptFile.model_validate(script)), tools=registry, planner="dfsdt").run("Is Paris warm?")
+    assert result.status == "ok", result.error
+    view = build_view(result.task_id, result.trace)
+    assert view.plan_kind == "search tree" and not view.plan_from_events
+    by_id = {n.id: n for n in view.plan}
+    assert set(by_id) == {"n:0.0", "n:0.1", "n:0.1.0"}
+    assert by_id["n:0.1.0"].deps == ["n:0.1"] and by_id["n:0.0"].deps == [] and by_id["n:0.1.0"].depth == 1
+    assert any(kind == "backtrack" for _, kind, _ in view.notes)
+    html = render_html({result.task_id: result.trace})
+    assert "<h3>Search tree</h3>" in html and 'class="node error" data-node="n:0.0"' in html
+
+
+# ---- in Chromium (keep last: sync Playwright holds the thread's event loop while the page is open) ----
+
+
 @pytest.fixture(scope="module")
 def chromium_page():
     playwright_api = pytest.importorskip("playwright.sync_api")
@@ -250,32 +283,3 @@ def test_html_in_chromium_react_batch_and_expandable_calls(run_files, chromium_p
     assert '"temp_c": 17' in details.locator("pre.observation").inner_text()
     page.screenshot(path=str(tmp_path / "react.png"), full_page=True)
 
-
-def test_tree_search_trace_draws_the_search_tree():
-    pytest.importorskip("toolkit.planner.dfsdt")
-    from toolkit.runtime.llm.scripted import ScriptFile
-
-    def flaky_lookup(city: str) -> str:
-        """A lookup service that is down."""
-        raise ConnectionError("service down")
-
-    registry = ToolRegistry()
-    registry.add_function(flaky_lookup)
-    registry.add_function(fetch_weather)
-    registry.add_function(compare)
-    script = {"mode": "sequence", "default": [
-        {"tool_calls": [{"name": "flaky_lookup", "arguments": {"city": "Paris"}}]},  # node 0.0 fails: backtrack
-        {"tool_calls": [{"name": "fetch_weather", "arguments": {"city": "Paris"}}]},  # node 0.1
-        {"tool_calls": [{"name": "compare", "arguments": {"a": 21, "b": 17}}]},  # node 0.1.0
-        {"text": "Paris is warmer."},
-    ]}
-    result = Agent(model=ScriptedBackend(ScriptFile.model_validate(script)), tools=registry, planner="dfsdt").run("Is Paris warm?")
-    assert result.status == "ok", result.error
-    view = build_view(result.task_id, result.trace)
-    assert view.plan_kind == "search tree" and not view.plan_from_events
-    by_id = {n.id: n for n in view.plan}
-    assert set(by_id) == {"n:0.0", "n:0.1", "n:0.1.0"}
-    assert by_id["n:0.1.0"].deps == ["n:0.1"] and by_id["n:0.0"].deps == [] and by_id["n:0.1.0"].depth == 1
-    assert any(kind == "backtrack" for _, kind, _ in view.notes)
-    html = render_html({result.task_id: result.trace})
-    assert "<h3>Search tree</h3>" in html and 'class="node error" data-node="n:0.0"' in html
