@@ -261,3 +261,18 @@ def test_planner_choice_by_name_and_instance():
     for planner in ("dag", DagPlanner(max_replans=0)):
         agent = Agent(model=ScriptedBackend([{"text": plan_text()}, answer("nothing to do")]), tools=registry(), planner=planner)
         assert agent.run("x").answer == "nothing to do"
+
+
+def test_a_looping_plan_is_cut_off_at_the_first_repeated_step():
+    looping = plan_text(
+        step(1, "lookup", {"key": "a"}),
+        step(2, "lookup", {"key": "a"}),  # the same call again: a small model's loop
+        step(3, "lookup", {"key": "never"}),
+    )
+    result, backend = run([{"text": looping, "chunk_chars": 10}, answer("a")])
+    assert result.answer == "a"
+    assert "never" not in SPANS and list(SPANS) == ["a"]
+    assert any(e.kind == "plan" and "stopped the plan" in (e.text or "") for e in result.trace)
+    # the plan kept in the conversation is valid JSON of the accepted steps
+    plan_message = backend.requests[1].messages[2]
+    assert [s["id"] for s in json.loads(plan_message.content)["steps"]] == [1]

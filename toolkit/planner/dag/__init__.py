@@ -117,6 +117,11 @@ class DagPlanner:
             text = _calls_as_plan(calls)  # a backend that answered with native calls: independent steps
             for raw in parser.feed(text):
                 scheduler.add(raw)
+        if scheduler.repeated:
+            # the model was cut off in a loop: the plan is the steps accepted so far, as valid JSON
+            # (it goes back into the conversation), and the cut is not a parse error
+            steps = [s.step.model_dump() for s in scheduler.ordered() if s.step.id not in scheduler.dropped]
+            return "", json.dumps({"steps": steps})
         thought, raws, error = parser.finish()
         for raw in raws[len(parser.raw_steps):]:  # steps only the whole-text parse found
             scheduler.add(raw)
@@ -128,15 +133,22 @@ class DagPlanner:
         started = time.perf_counter()
         chunks: list[str] = []
         final: LLMResponse | None = None
-        async for item in ctx.backend.stream(request):  # type: ignore[attr-defined]
-            if isinstance(item, LLMResponse):
-                final = item
-                continue
-            chunks.append(item)
-            for raw in parser.feed(item):
-                scheduler.add(raw)
+        stream = ctx.backend.stream(request)  # type: ignore[attr-defined]
+        try:
+            async for item in stream:
+                if isinstance(item, LLMResponse):
+                    final = item
+                    continue
+                chunks.append(item)
+                for raw in parser.feed(item):
+                    scheduler.add(raw)
+                if scheduler.repeated:  # the plan loops: stop decoding it
+                    ctx.emit("plan", step=step, text="stopped the plan: a step repeated an earlier one")
+                    break
+        finally:
+            await stream.aclose()  # a stopped stream cancels the backend's decoding
         text = "".join(chunks) if chunks else (final.text if final else "")
-        usage = final.usage if final else Usage()
+        usage = final.usage if final else Usage(completion_tokens=len(text) // 4)  # stopped early: an estimate
         ctx.usage = ctx.usage + usage
         timings = final.timings if final else Timings(total_s=time.perf_counter() - started)
         ctx.emit("model_call", step=step, text=text or None, usage=usage, timings=timings)

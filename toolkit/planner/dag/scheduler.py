@@ -40,6 +40,8 @@ class StepScheduler:
     states: dict[int, StepState] = field(default_factory=dict)
     errors: list[PlanError] = field(default_factory=list)
     failed_raw: list[Observation] = field(default_factory=list)  # steps that never became PlanSteps
+    repeated: bool = False  # a step repeated an earlier one: the plan is looping
+    dropped: set[int] = field(default_factory=set)  # ids of the repeated steps
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _count: int = 0
 
@@ -57,11 +59,24 @@ class StepScheduler:
             self._plan_error(PlanError(step=step.id, message=f"the plan is too long; at most {self.max_plan_steps} steps run"), step)
             return
         error = check_step(step, self.tool_names, set(self.states))
+        if error is None:
+            error = self._repeat_error(step)
         if error is not None:
             self._plan_error(error, step)
             return
         self.states[step.id] = StepState(step=step, deps=step.dependencies())
         self._dispatch_ready()
+
+    def _repeat_error(self, step: PlanStep) -> PlanError | None:
+        """A step identical to an earlier one (same action, arguments, dependencies) is how a small
+        model's plan loops; it is dropped, and `repeated` tells the planner to stop the plan."""
+        for state in self.states.values():
+            earlier = state.step
+            if (earlier.action, earlier.arguments, sorted(earlier.depends_on)) == (step.action, step.arguments, sorted(step.depends_on)):
+                self.repeated = True
+                self.dropped.add(step.id)
+                return PlanError(step=step.id, message=f"repeats step {earlier.id}; dropped")
+        return None
 
     def _plan_error(self, error: PlanError | None, step: PlanStep | None) -> None:
         assert error is not None
