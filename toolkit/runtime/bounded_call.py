@@ -102,18 +102,24 @@ class _Worker:
 
 
 class WorkerPool:
-    """Idle workers are reused; each call takes one (starting it if none is idle), so calls made at
-    the same time run in parallel."""
+    """At most `max_workers` workers (one per core by default), reused across calls. A call waits for
+    a free one, and the wait doesn't count against its time limit: a hundred agents computing at
+    once must not start a hundred interpreters."""
 
-    def __init__(self, preload: tuple[str, ...] = (), memory_mb: int = 0, max_idle: int = 2, start_timeout_s: float = 120):
+    def __init__(self, preload: tuple[str, ...] = (), memory_mb: int = 0, max_workers: int | None = None, start_timeout_s: float = 120):
         self.start_timeout_s = start_timeout_s
         self.preload = preload
         self.memory_mb = memory_mb
-        self.max_idle = max_idle
+        self.max_workers = max_workers or max(2, os.cpu_count() or 2)
         self._idle: list[_Worker] = []
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.max_workers)
 
     def call(self, target: str, kwargs: dict[str, Any], time_limit_s: float) -> Any:
+        with self._slots:
+            return self._call(target, kwargs, time_limit_s)
+
+    def _call(self, target: str, kwargs: dict[str, Any], time_limit_s: float) -> Any:
         worker = self._take()
         try:
             worker.wait_ready(self.start_timeout_s)
@@ -122,7 +128,7 @@ class WorkerPool:
             worker.process.stdin.flush()
             ready, _, _ = select.select([worker.process.stdout], [], [], time_limit_s)
             if not ready:
-                self._give_back(_Worker(self.preload, self.memory_mb))  # the replacement starts now
+                self._give_back(_Worker(self.preload, self.memory_mb))  # the replacement starts now, in this slot
                 raise CallTimeout(f"stopped after {time_limit_s:g} s: the computation is too expensive")
             line = worker.process.stdout.readline()
             if not line:
@@ -148,7 +154,7 @@ class WorkerPool:
 
     def _give_back(self, worker: _Worker) -> None:
         with self._lock:
-            if len(self._idle) < self.max_idle:
+            if len(self._idle) < self.max_workers:
                 self._idle.append(worker)
                 return
         worker.kill()
