@@ -117,6 +117,8 @@ async def test_schema_errors_come_before_the_tool(executor):
         ("integrate(exp(-x**2), (x, -oo, oo))", "sqrt(pi)", "1.77245385090552"),
         ("det(Matrix([[1, 2], [3, 4]]))", "-2", "-2"),
         ("gcd(12, 18)", "6", "6"),
+        ("15% of 240", "36", "36"),
+        ("10 % 3", "1", "1"),
     ],
 )
 def test_calculate(expression, exact, decimal):
@@ -157,6 +159,12 @@ def test_convert():
                      ("1 m in ft; import os", "not a unit expression"), ("1 m in m**100", "exponents")]:
         with pytest.raises(ToolInputError, match=why):
             m.convert(bad)
+
+
+def test_calculate_answers_a_unit_conversion_sent_to_it():
+    assert m.calculate("3 km/h in m/s")["exact"] == "5/6 m/s"
+    with pytest.raises(ToolInputError, match="use math.convert"):
+        m.calculate("x in y")
 
 
 def test_precision_follows_the_digits_setting():

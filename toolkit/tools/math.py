@@ -141,7 +141,18 @@ def _free_symbols(expr: Any) -> set[sp.Symbol]:
 @bounded
 def calculate(expression: str, ctx: ToolContext | None = None) -> dict[str, Any]:
     """Evaluate an expression exactly: arithmetic, or calls like integrate(x*exp(x), x), solve(x**2 - 2, x)."""
-    return _answer(_expression(expression, {}), _digits(ctx))
+    try:
+        value = _expression(expression, {})
+    except ToolInputError as exc:
+        # models often send '3 km/h in m/s' here: answer it as the conversion it is
+        if isinstance(expression, str) and len(_SPLIT.split(expression.strip())) == 2:
+            try:
+                return convert.compute(expression, ctx=ctx)
+            except ToolInputError:
+                pass
+            raise ToolInputError(f"{exc} (for unit conversion use math.convert)") from None
+        raise
+    return _answer(value, _digits(ctx))
 
 
 @bounded

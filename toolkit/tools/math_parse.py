@@ -139,10 +139,15 @@ _SINGLE_EQUALS = re.compile(r"(?<![=<>!])=(?!=)")
 _UNICODE = {"−": "-", "×": "*", "·": "*", "÷": "/", "²": "**2", "³": "**3", "π": "pi", "√": "sqrt", "≤": "<=", "≥": ">=", "≠": "!="}
 
 
+_PERCENT_OF = re.compile(r"(\d+(?:\.\d+)?)\s*%\s*of\b", re.IGNORECASE)
+
+
 def normalize(text: str) -> str:
-    """Accept common math notation: `^` for powers, `2x` and `(a)(b)` for products, `=` for equations."""
+    """Accept common math notation: `^` for powers, `2x` and `(a)(b)` for products, `=` for
+    equations, `15% of 240` (a bare `%` stays the modulo operator)."""
     for k, v in _UNICODE.items():
         text = text.replace(k, v)
+    text = _PERCENT_OF.sub(r"(\1/100)*", text)
     text = text.replace("^", "**")
     text = _IMPLICIT_AFTER_NUMBER.sub(r"\1*", text)
     text = _IMPLICIT_AFTER_PAREN.sub(")*", text)
