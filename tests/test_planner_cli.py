@@ -42,3 +42,13 @@ def test_each_planner_runs_from_the_api(planner):
 
     result = Agent(model=ScriptedBackend(SCRIPTS[planner]), tool_names=["math"], planner=planner).run("What is 6 times 7?")
     assert result.status == "ok" and result.answer == "42" and result.planner == planner
+
+
+def test_planner_options_from_the_cli_and_clear_errors(tmp_path):
+    script = tmp_path / "script.yaml"
+    script.write_text(yaml.safe_dump(SCRIPTS["dag"]))
+    base = ["run", "What is 6 times 7?", "--planner", "dag", "--model", f"scripted:{script}", "--tools", "math", "--json"]
+    ok = CliRunner().invoke(app, [*base, "-o", "max_replans=0", "-o", "stream=false"], catch_exceptions=False)
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["answer"] == "42"
+    bad = CliRunner().invoke(app, [*base, "-o", "colour=blue"], catch_exceptions=False)
+    assert bad.exit_code == 2 and "has no option(s) colour" in bad.output and "max_replans" in bad.output

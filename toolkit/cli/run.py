@@ -41,12 +41,26 @@ def show_event(task_id: str, e: TraceEvent) -> None:
         err.print(f"{stamp} [red]{e.kind}[/] {_short(e.text or '')}")
 
 
+def _planner_options(items: list[str]) -> dict:
+    options: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--planner-option expects KEY=VALUE, not {item!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
 def run(
     task: str = typer.Argument(..., help="The task, in plain words."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="llamacpp:PATH.gguf | hf:REPO/FILE.gguf | openai:MODEL@URL | vllm:MODEL | scripted:FILE. Default: config, TOOLKIT_MODEL, else the embedded model."),
     tools: Optional[str] = typer.Option(None, "--tools", help="Comma-separated tools or actions to offer (default: all available)."),
     tools_path: Optional[list[str]] = typer.Option(None, "--tools-path", help="Extra folder of manifests (repeatable)."),
     planner: str = typer.Option("react", "--planner", "-p", help="react | dag | dfsdt | webqa"),
+    planner_option: Optional[list[str]] = typer.Option(None, "--planner-option", "-o", help="A planner setting KEY=VALUE (repeatable; VALUE read as JSON when it parses), e.g. -o tool_k=3 -o max_replans=1."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Budget of planner steps (default: config, else 10)."),
     approve: Optional[str] = typer.Option(None, "--approve", help="Actions with side effects: ask | auto | deny (default: ask on a terminal, deny otherwise)."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole result, trace included, as JSON."),
@@ -67,6 +81,7 @@ def run(
             tools=registry,
             tool_names=[t.strip() for t in tools.split(",") if t.strip()] if tools else None,
             planner=planner,
+            planner_options=_planner_options(planner_option or []),
             max_steps=max_steps,
             approver=make_approver(approve or config.approve, config.tool_overrides),  # type: ignore[arg-type]
             config=config,

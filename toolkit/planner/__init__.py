@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 from toolkit.planner.base import Planner
@@ -23,7 +24,12 @@ def make_planner(name: str | Planner, **options: Any) -> Planner:
     if target is None:
         raise ValueError(f"unknown planner {name!r}; choose one of {', '.join(PLANNERS)}")
     module_name, _, cls_name = target.partition(":")
-    return getattr(importlib.import_module(module_name), cls_name)(**options)
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"planner {name!r} has no option(s) {', '.join(unknown)}; its options: {', '.join(accepted) or 'none'}")
+    return cls(**options)
 
 
 __all__ = ["Planner", "PLANNERS", "make_planner"]
