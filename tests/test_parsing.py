@@ -45,6 +45,7 @@ def test_thought_around_a_call_is_kept_as_text():
         ('{"name": "weather", "arguments": {}}', "unknown tool 'weather'"),
         ('{"name": "search.web", "arguments": {"query": "q", "k": "five"}}', "'five' is not of type 'integer'"),
         ('{"name": "search.web", "arguments": {}}', "'query' is a required property"),
+        ('{"name": "search.web"}', "'query' is a required property"),  # no arguments at all
         ('{"name": "search.web", "arguments": [1, 2]}', "must be a JSON object"),
         ('{"name": "math.calculate", "arguments": {"expression": "2+', "invalid JSON"),
         ('<tool_call>{"name": "search.web", "arguments": {"query": "q"</tool_call>', "invalid JSON"),

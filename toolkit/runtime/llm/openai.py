@@ -40,6 +40,10 @@ class ServerUnavailableError(BackendError):
     """The server kept failing (5xx, 429 or no connection) after every retry."""
 
 
+class _ConstraintRejected(Exception):
+    """The server refused `response_format: json_schema` (llama-cpp-python's server answers 500)."""
+
+
 class OpenAIBackend:
     name = "openai"
 
@@ -70,6 +74,8 @@ class OpenAIBackend:
         self.api_key_env = api_key_env
         self.api_key = api_key if api_key is not None else os.environ.get(api_key_env)
         self.server: Server = server
+        # how constraints are sent; "openai" falls back to "llamacpp" once if the server refuses
+        self.constraint_dialect: Server = server
         self.stream = stream
         self.timeout = httpx.Timeout(timeout_s, connect=min(connect_timeout_s, timeout_s))
         self.max_retries = max(0, max_retries)
@@ -161,12 +167,21 @@ class OpenAIBackend:
                     return response, started
                 await response.aread()
                 await response.aclose()
+                if self._refused_response_format(response, body):
+                    raise _ConstraintRejected(_error_detail(response))
                 if response.status_code not in RETRY_STATUS:
                     raise self._fail(response, url)
                 last = f"HTTP {response.status_code}: {_error_detail(response)}"
             if attempt < self.max_retries:
                 await asyncio.sleep(self._delay(attempt, response))
         raise ServerUnavailableError(f"{url} failed {self.max_retries + 1} times; last: {last}")
+
+    def _refused_response_format(self, response: httpx.Response, body: dict[str, Any]) -> bool:
+        fmt = body.get("response_format")
+        if self.constraint_dialect != "openai" or not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+            return False
+        detail = _error_detail(response)
+        return response.status_code in (400, 422, 500) and "response_format" in detail
 
     async def _resolve_model(self) -> None:
         if self.model:
@@ -192,14 +207,23 @@ class OpenAIBackend:
 
     async def generate(self, request: LLMRequest) -> LLMResponse:
         await self._resolve_model()
-        body = build_body(request, self.model, self.server, stream=self.stream, extra=self.extra_body)
+        try:
+            return await self._generate(request)
+        except _ConstraintRejected:
+            # a server without json_schema response formats (llama-cpp-python's): send the
+            # schema its way from now on
+            self.constraint_dialect = "llamacpp"
+            return await self._generate(request)
+
+    async def _generate(self, request: LLMRequest) -> LLMResponse:
+        body = build_body(request, self.model, self.constraint_dialect, stream=self.stream, extra=self.extra_body)
         if not self.stream:
             response, started = await self._post("/chat/completions", body, stream=False)
             try:
                 data = response.json()
             except ValueError:
                 raise BackendError(f"{self.base_url} sent a reply that is not JSON: {response.text[:200]!r}") from None
-            return response_from_body(request, self.server, data, Timings(total_s=time.perf_counter() - started))
+            return response_from_body(request, self.constraint_dialect, data, Timings(total_s=time.perf_counter() - started))
         return await self._generate_stream(request, body)
 
     async def _generate_stream(self, request: LLMRequest, body: dict[str, Any]) -> LLMResponse:
@@ -226,7 +250,7 @@ class OpenAIBackend:
         finally:
             await response.aclose()
         timings = Timings(total_s=time.perf_counter() - started, ttft_s=ttft)
-        return assembler.response(request, self.server, timings)
+        return assembler.response(request, self.constraint_dialect, timings)
 
     async def aclose(self) -> None:
         client, self._client = self._client, None

@@ -228,8 +228,11 @@ class StreamAssembler:
                 if d.get("id"):
                     slot["id"] = d["id"]
                 fn = d.get("function") or {}
-                if fn.get("name"):
-                    slot["function"]["name"] += fn["name"]
+                name, have = fn.get("name") or "", slot["function"]["name"]
+                # OpenAI and vLLM send the name once; llama-cpp-python repeats it in every delta;
+                # a few servers send it in pieces
+                if name and not have.endswith(name):
+                    slot["function"]["name"] = name if name.startswith(have) else have + name
                 if fn.get("arguments"):
                     slot["function"]["arguments"] += fn["arguments"]
         self.chunks_with_tokens += got_tokens

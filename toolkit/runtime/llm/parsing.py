@@ -177,18 +177,17 @@ def _as_text(value: Any) -> str:
 
 
 def _arguments(name: str, raw: Any, index: ToolIndex) -> dict[str, Any]:
-    if raw is None:
-        return {}
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        raw = {}  # no arguments: still validated (required parameters)
     if isinstance(raw, str):
         stripped = raw.strip()
-        if not stripped:
-            return {}
         try:
             raw = loads(stripped)
         except _Invalid:
             # a bare string for a tool with one string parameter: small models often do this
             props = index.specs[name].parameters.get("properties") or {}
-            if len(props) == 1 and (next(iter(props.values())) or {}).get("type") == "string":
+            one_string = len(props) == 1 and (next(iter(props.values())) or {}).get("type") == "string"
+            if one_string and not stripped.startswith(("{", "[")):  # broken JSON stays an error
                 raw = {next(iter(props)): raw}
             else:
                 raise _Invalid(f"arguments of {name} are not a JSON object: {stripped[:80]!r}") from None
