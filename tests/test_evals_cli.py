@@ -39,6 +39,15 @@ def run(*args: str):
     return result
 
 
+@pytest.mark.parametrize("mode", ["calls-list"])
+def test_bfcl_engine_modes_read_gold_answers(tmp_path, evaldata, mode):
+    script = bfcl_script(tmp_path, evaldata)
+    result = run("bfcl", "--limit", "3", "--model", f"scripted:{script}", "--data-dir", str(evaldata), "--json", "--mode", mode)
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r["values"]["toolkit engine"] for r in json.loads(result.stdout)["rows"]}
+    assert rows["overall"] == 1.0
+
+
 def test_bfcl_gold_answers_score_100_percent_with_the_baseline_beside(tmp_path, evaldata):
     script = bfcl_script(tmp_path, evaldata)
     out = tmp_path / "report.json"

@@ -8,13 +8,13 @@ questions go to the baseline (evals/baselines.py) in the same invocation.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rich.progress import Progress
 
 from evals.baselines import make_baseline
 from evals.bfcl.checker import check
+from evals.bfcl.engine import ENGINE_MODES, calls_list, tool_turns
 from evals.bfcl.data import CATEGORIES, Question, load_category, to_messages, to_tool_specs
 from evals.runner import EvalReport, ReportRow, run_all
 from toolkit.runtime.llm import Backend, load_backend
@@ -49,39 +49,13 @@ def bfcl_request(question: Question, max_tokens: int = 256) -> LLMRequest:
     )
 
 
-NEXT_CALL_PROMPT = (
-    "(Recorded; functions are not executed here.) If the question asks for another function call, "
-    "make it now; otherwise give the final answer."
-)
-
-
-def _call_key(call: Any) -> str:
-    return json.dumps([call.name, call.arguments], sort_keys=True, default=str)
-
-
-async def engine_response(backend: Backend, question: Question, max_calls: int = 1) -> LLMResponse:
-    """The engine's answer: tool turns until the model answers instead of calling (at most
-    `max_calls` calls, a repeated call ends it). With `max_calls=1`, exactly one model request."""
-    request = bfcl_request(question)
-    response = await backend.generate(request)
-    calls = list(response.tool_calls)
-    while calls and not response.parse_error and len(calls) < max_calls:
-        messages = [*request.messages, Message(role="assistant", tool_calls=calls),
-                    Message(role="user", content=NEXT_CALL_PROMPT)]
-        following = await backend.generate(request.model_copy(update={"messages": messages}))
-        seen = {_call_key(k) for k in calls}
-        new = [c for c in following.tool_calls if _call_key(c) not in seen]
-        if following.parse_error or not new:
-            break
-        calls.extend(new)
-    return response.model_copy(update={"tool_calls": calls})
-
-
-async def answer_question(system: str, backend: Backend, question: Question, max_calls: int = 1) -> dict[str, Any]:
+async def answer_question(system: str, backend: Backend, question: Question, max_calls: int = 1, mode: str = "tool-turns") -> dict[str, Any]:
     """One question through one system, scored. Never raises: a failure is an unparseable answer."""
     try:
-        if max_calls > 1:
-            response = await engine_response(backend, question, max_calls)
+        if mode == "calls-list":
+            response = await calls_list(backend, bfcl_request(question), max_calls)
+        elif max_calls > 1:
+            response = await tool_turns(backend, bfcl_request(question), max_calls)
         else:
             response = await backend.generate(bfcl_request(question))
     except Exception as exc:  # noqa: BLE001 - a crashed generation is scored, not fatal
@@ -137,9 +111,12 @@ async def run_bfcl(
     baseline: Backend | None = None,
     concurrency: int = 4,
     max_calls: int = 4,
+    mode: str = "tool-turns",
 ) -> EvalReport:
     """Score the engine and its baseline on the first `limit` questions of each category.
     `max_calls`: the engine's budget of calls per question (1: a single model request)."""
+    if mode not in ENGINE_MODES:
+        raise ValueError(f"unknown engine mode {mode!r}; choose one of {', '.join(ENGINE_MODES)}")
     unknown = [c for c in categories if c not in CATEGORIES and not c.startswith("live_")]
     if unknown:
         raise ValueError(f"unsupported BFCL categories {unknown}; choose from {', '.join(CATEGORIES)}")
@@ -150,9 +127,10 @@ async def run_bfcl(
     items: list[dict[str, Any]] = []
     wall: dict[str, float] = {}
     try:
-        for label, backend, budget in ((ENGINE_LABEL, engine, max_calls), (baseline.name, baseline, 1)):
+        for label, backend, budget, how in ((ENGINE_LABEL, engine, max_calls, mode), (baseline.name, baseline, 1, "tool-turns")):
             results, seconds = await run_all(
-                f"bfcl · {label}", questions, lambda q, b=backend, s=label, m=budget: answer_question(s, b, q, m), progress, concurrency
+                f"bfcl · {label}", questions,
+                lambda q, b=backend, s=label, m=budget, h=how: answer_question(s, b, q, m, h), progress, concurrency,
             )
             items.extend(results)
             wall[label] = round(seconds, 2)
@@ -170,6 +148,7 @@ async def run_bfcl(
             "Scored by evals/bfcl/checker.py, a re-implementation of BFCL's AST checker "
             "(agreement with the official one: evals/bfcl_official_compare.py).",
             f"First {limit} question(s) of each category." if limit else "All questions of each category.",
+            f"Engine mode: {mode}, at most {max_calls} call(s) per question.",
         ],
     )
     return report

@@ -50,6 +50,8 @@ def bfcl(
         None, "--data-dir", help="BFCL data folder (default: $TOOLKIT_EVAL_DATA/bfcl, else the bfcl-eval package's data)."
     ),
     out: Optional[str] = Out,
+    mode: str = typer.Option("tool-turns", "--mode", help="How the engine answers: tool-turns (the backend's tool turns) or calls-list (one request, a constrained list of calls)."),
+    max_calls: int = typer.Option(4, "--max-calls", help="The engine's budget of calls per question."),
 ) -> None:
     """Berkeley Function Calling Leaderboard: AST-checked calls, accuracy per category."""
     from evals.bfcl.data import DataNotFound
@@ -61,7 +63,7 @@ def bfcl(
         err.print(f"error: {exc}")
         raise typer.Exit(2) from None
     try:
-        _run(lambda p: run_bfcl(chosen, limit=limit, model=model, data_dir=data_dir, progress=p), as_json, out)
+        _run(lambda p: run_bfcl(chosen, limit=limit, model=model, data_dir=data_dir, progress=p, max_calls=max_calls, mode=mode), as_json, out)
     except DataNotFound as exc:
         err.print(f"error: {exc}")
         raise typer.Exit(2) from None
