@@ -7,6 +7,7 @@ executor, whose `aclose` closes its sessions' browser contexts."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import shutil
 import threading
@@ -319,3 +320,19 @@ async def test_a_search_with_no_backend_names_the_offline_option(site, chromium)
     finally:
         await ex.aclose()
 
+
+
+async def test_another_event_loop_gets_its_own_browser(site, chromium):
+    # Playwright objects belong to one loop: a run on another loop (Agent.run's asyncio.run, say)
+    # must not be handed the browser this test session holds open on its own loop
+    async def elsewhere():
+        ex = _executor(site)
+        try:
+            return await _call(ex, "open", url=site["base"] + "bread.html")
+        finally:
+            await ex.aclose()
+
+    obs = await asyncio.to_thread(asyncio.run, elsewhere())
+    assert obs.ok, obs.text
+    assert "flour" in obs.content["text"]
+    assert chromium.alive  # the held browser is untouched

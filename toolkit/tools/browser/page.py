@@ -37,7 +37,7 @@ class BrowserHost:
 
     def __init__(self, key: tuple, loop: asyncio.AbstractEventLoop):
         self.key = key
-        self.loop = loop
+        self._loop = weakref.ref(loop)  # a strong one would keep finished loops (and their hosts) alive
         self.playwright = None
         self.browser = None
         self.users = 0  # open sessions
@@ -60,8 +60,13 @@ class BrowserHost:
             raise PageLoadError(f"cannot launch Chromium at {settings.chromium_path}: {_first_line(exc)}") from None
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._loop()
+
+    @property
     def alive(self) -> bool:
-        return self.browser is not None and self.browser.is_connected() and not self.loop.is_closed()
+        loop = self.loop
+        return self.browser is not None and self.browser.is_connected() and loop is not None and not loop.is_closed()
 
     async def close(self) -> None:
         browser, playwright, self.browser, self.playwright = self.browser, self.playwright, None, None
@@ -73,7 +78,8 @@ class BrowserHost:
                 await playwright.stop()
 
 
-_hosts: dict[tuple, BrowserHost] = {}
+# Playwright objects belong to the event loop that made them: one browser per (loop, launch options)
+_hosts: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, BrowserHost]]" = weakref.WeakKeyDictionary()
 _locks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
 
 
@@ -85,14 +91,13 @@ async def acquire_host(settings: BrowserSettings, *, pin: bool = False) -> Brows
     loop = asyncio.get_running_loop()
     lock = _locks.setdefault(loop, asyncio.Lock())
     async with lock:
+        hosts = _hosts.setdefault(loop, {})
         key = _key(settings)
-        host = _hosts.get(key)
+        host = hosts.get(key)
         if host is None or not host.alive:
-            # a host of a finished event loop can't be closed from this one; its driver exits with
-            # the pipes the old loop dropped
             host = BrowserHost(key, loop)
             await host.launch(settings)
-            _hosts[key] = host
+            hosts[key] = host
         if pin:
             host.pins += 1
         else:
@@ -106,8 +111,9 @@ async def release_host(host: BrowserHost, *, pin: bool = False) -> None:
     else:
         host.users -= 1
     if host.users <= 0 and host.pins <= 0 and host.alive:
-        if _hosts.get(host.key) is host:
-            del _hosts[host.key]
+        hosts = _hosts.get(host.loop, {}) if host.loop is not None else {}
+        if hosts.get(host.key) is host:
+            del hosts[host.key]
         await host.close()
 
 
