@@ -45,7 +45,7 @@ def make_backend(name: str, settings: SearchSettings) -> Backend:
     if name == "ddg":
         from toolkit.tools.search.ddg import DDGBackend
 
-        return DDGBackend(settings.ddg_region, settings.ddg_safesearch, settings.timeout_s)
+        return DDGBackend(settings.ddg_region, settings.ddg_safesearch, settings.timeout_s, settings.ddg_engines)
     raise BackendNotConfigured(f"unknown search backend {name!r}")
 
 

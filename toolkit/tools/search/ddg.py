@@ -13,7 +13,7 @@ from toolkit.tools.search.results import BackendFailed, BackendNotConfigured, Se
 class DDGBackend:
     name = "ddg"
 
-    def __init__(self, region: str = "wt-wt", safesearch: str = "moderate", timeout_s: float = 10.0):
+    def __init__(self, region: str = "wt-wt", safesearch: str = "moderate", timeout_s: float = 10.0, engines: str = "duckduckgo"):
         try:
             import ddgs  # noqa: F401
         except ImportError:
@@ -21,12 +21,15 @@ class DDGBackend:
         self.region = region
         self.safesearch = safesearch
         self.timeout_s = timeout_s
+        self.engines = engines
 
     def _search_sync(self, query: str, k: int) -> list[SearchResult]:
         from ddgs import DDGS
 
         try:
-            hits = DDGS(timeout=int(max(1, self.timeout_s))).text(query, region=self.region, safesearch=self.safesearch, max_results=k)
+            hits = DDGS(timeout=int(max(1, self.timeout_s))).text(
+                query, region=self.region, safesearch=self.safesearch, max_results=k, backend=self.engines
+            )
         except Exception as exc:  # noqa: BLE001 - DDGSException, and its HTTP client's transport errors as they are
             raise BackendFailed(f"ddg: {describe(exc)}") from None
         return [

@@ -26,7 +26,8 @@ class SearchSettings(BaseModel):
     )
     searxng_url: str | None = Field(None, description="Base URL of a SearxNG instance with the json format enabled.")
     wikipedia_url: str = Field("https://en.wikipedia.org", description="Base URL of a MediaWiki site (its /w/api.php).")
-    ddg_region: str = Field("wt-wt", description="DuckDuckGo region.")
+    ddg_region: str = Field("wt-wt", description="DuckDuckGo region (wt-wt: none).")
+    ddg_engines: str = Field("duckduckgo", description="ddgs engines, comma-separated, or auto (all it knows).")
     ddg_safesearch: Literal["on", "moderate", "off"] = "moderate"
     timeout_s: float = Field(10.0, gt=0, description="Per-backend request timeout.")
     max_k: int = Field(20, ge=1, description="Upper bound on the number of results asked for.")
