@@ -169,3 +169,16 @@ def test_sentences_ranking_and_citations():
     assert cite("Nothing relevant [9].", quotes) == "Nothing relevant. [1][2]"  # dangling citation dropped, quotes cited
     assert ungrounded_numbers("Completed in 1889 [1], dedicated in 1987 [2].", quotes) == ["1987"]
     assert extractive_answer(quotes) == "The tower was completed in 1889 [1]. The statue was dedicated in 1886 [2]."
+
+
+def test_without_the_browser_or_against_the_policy_the_task_fails_with_the_reason(corpus):
+    backend = ScriptedBackend([{"text": "unused"}])
+    missing = Agent(model=backend, tools=ToolRegistry(), planner="webqa").run(QUESTION)
+    assert missing.status == "error" and "needs the `browser` tool" in missing.error
+
+    async def deny(call, resolved):
+        return "the user allows no web access"
+
+    denied = Agent(model=backend, tools=registry_for(corpus), planner="webqa", approver=deny).run(QUESTION)
+    assert denied.status == "error" and "the user allows no web access" in denied.error
+    assert [o.error.value for o in denied.observations] == ["denied"]

@@ -84,9 +84,12 @@ class MCPConnection:
         errlog = None
         if isinstance(self.target, StdioServerParameters):
             errlog = self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
+        client = None
         try:
             client = Client(self.target if errlog is None else stdio_client(self.target, errlog=errlog))
             async with client:
+                if ready.done():  # the opener gave up waiting (timeout): don't keep a session nobody holds
+                    return
                 self._client = client
                 ready.set_result(client)
                 await stop.wait()
@@ -96,7 +99,8 @@ class MCPConnection:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
         finally:
-            self._client = None
+            if self._client is client:  # a newer session may already have taken its place
+                self._client = None
 
     async def _ensure_open(self) -> Any:
         if self._opening is None:

@@ -85,8 +85,11 @@ class WebQAPlanner:
         reserve = 3  # select, quote, answer
         budget = max(1, min(self.pages, ctx.max_steps - len(ctx.steps) - reserve))
         candidates: list[Candidate] = []
+        failures: list[str] = []
         for result in results[:budget]:
-            candidates += await self._read(ctx, result)
+            candidates += await self._read(ctx, result, failures)
+        if failures and len(failures) == min(budget, len(results)):
+            raise PlannerError(f"webqa: no result could be opened: {failures[0]}")
         ranked = rank_candidates(question, candidates)
         chosen = await self._select(ctx, question, ranked, results)
         if not chosen:
@@ -119,10 +122,12 @@ class WebQAPlanner:
             raise PlannerError(f"webqa: the search for {question!r} found nothing")
         return [r for r in results if isinstance(r, dict) and "index" in r]
 
-    async def _read(self, ctx: RunContext, result: dict[str, Any]) -> list[Candidate]:
+    async def _read(self, ctx: RunContext, result: dict[str, Any], failures: list[str]) -> list[Candidate]:
         """Open one result and scroll through it, keeping its sentences."""
         step, started, calls, observations = ctx.new_step(), time.perf_counter(), [], []
         obs = await self._act(ctx, step, calls, observations, "load", index=result["index"])
+        if not obs.ok:
+            failures.append(obs.message or obs.text)
         texts: list[str] = []
         view = obs.content if obs.ok and isinstance(obs.content, dict) else None
         url, title = result.get("url", ""), result.get("title", "")
