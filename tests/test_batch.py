@@ -17,6 +17,7 @@ import yaml
 from typer.testing import CliRunner
 
 from toolkit.cli.main import app
+from toolkit.registry import ToolRegistry
 from toolkit.runtime.agent import Agent
 from toolkit.runtime.llm.scripted import ScriptedBackend
 from toolkit.runtime.results_file import ResultsFile, ResultsFileError, read_results
@@ -182,17 +183,53 @@ def test_run_many_yields_as_tasks_finish_and_draws_tasks_lazily():
     drawn = []
 
     def tasks():
-        for i in range(1000):
+        for i in range(300):
             drawn.append(i)
             yield (f"t{i}", f"task {i}")
 
-    agent = Agent(model=ScriptedBackend([{"text": "done", "delay_s": 0.001}]), tools=[])
+    agent = Agent(model=ScriptedBackend([{"text": "done", "delay_s": 0.001}]), tools=ToolRegistry())  # no tools: a short prompt
     results = agent.run_many(tasks(), concurrency=4)
     first = next(results)
     assert first.status == "ok" and first.answer == "done"
     assert len(drawn) <= 5  # 4 in flight + the one drawn when the first finished
     rest = list(results)
-    assert len(rest) == 999 and len({r.task_id for r in rest} | {first.task_id}) == 1000
+    assert len(rest) == 299 and len({r.task_id for r in rest} | {first.task_id}) == 300
+
+
+async def test_bounded_as_completed_cancels_what_is_in_flight_on_error_and_on_close():
+    import asyncio
+    import contextlib
+
+    from toolkit.runtime.concurrency import bounded_as_completed
+
+    started: list[int] = []
+    running: set[int] = set()
+
+    async def work(i: int) -> int:
+        started.append(i)
+        running.add(i)
+        try:
+            await asyncio.sleep(10 if i >= 3 else 0.001 * i)  # 0, 1, 2 finish; the rest would hang
+        finally:
+            running.discard(i)
+        if i == 2:
+            raise ValueError("task 2 failed")
+        return i
+
+    got = []
+    with pytest.raises(ValueError, match="task 2 failed"):
+        async for value in bounded_as_completed(range(100), work, 3):
+            got.append(value)
+    assert got == [0, 1] and max(started) <= 5  # nothing drawn past the window
+    assert not running  # those in flight were cancelled and awaited
+    started.clear()
+    async with contextlib.aclosing(bounded_as_completed(range(100), work, 3)) as results:
+        async for value in results:
+            break  # leaving the `aclosing` block closes the generator
+    assert value == 0 and len(started) <= 4 and not running
+    with pytest.raises(ValueError, match="at least 1"):
+        async for _ in bounded_as_completed([1], work, 0):
+            pass
 
 
 # ---- kill and resume ------------------------------------------------------------------------
@@ -251,18 +288,13 @@ def test_a_thousand_concurrent_tasks_grow_resident_memory_by_less_than_300_mb(tm
 # ---- Ray ------------------------------------------------------------------------------------
 
 
-def _ray_skip_reason() -> str | None:
-    try:
-        import ray  # noqa: F401
-    except Exception as exc:  # noqa: BLE001 - any import failure means no Ray here
-        return f"ray is not importable here: {type(exc).__name__}: {exc}"
-    return None
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(_ray_skip_reason() is not None, reason=str(_ray_skip_reason()))
 def test_ray_executor_runs_50_tasks_over_two_local_workers_into_one_file(tmp_path):
     """Also kills one worker mid-run (after both have delivered results): its tasks go to the other."""
+    try:
+        import ray  # noqa: F401 - imported here, not at collection: it is slow to import
+    except Exception as exc:  # noqa: BLE001 - any import failure means no Ray here
+        pytest.skip(f"ray is not importable here ({type(exc).__name__}: {exc}); pip install 'toolkit[ray]'")
     tasks = write_tasks(tmp_path / "tasks.jsonl", 50)
     script = write_script(tmp_path / "s.yaml", delay=0.05, tool="calc.pid", arguments={})
     out = tmp_path / "out.jsonl"

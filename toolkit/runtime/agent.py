@@ -7,6 +7,7 @@ token usage, timings and trace, whatever happened: a task always returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from typing import Any, AsyncIterator, Callable, Iterable, Iterator
@@ -175,8 +176,9 @@ class Agent:
             task_id, task = item if isinstance(item, tuple) else (None, item)
             return await self.arun(task, task_id)
 
-        async for result in bounded_as_completed(tasks, one, concurrency):
-            yield result
+        async with contextlib.aclosing(bounded_as_completed(tasks, one, concurrency)) as results:
+            async for result in results:
+                yield result  # closing this generator closes that one: the tasks in flight are cancelled
 
     def run_many(self, tasks: Iterable[TaskItem], concurrency: int = 8) -> Iterator[TaskResult]:
         """Sync edge of `arun_many`: a generator of results as they finish (`list(...)` to collect).

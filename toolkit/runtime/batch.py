@@ -17,6 +17,7 @@ that did not finish (interrupted, or its Ray worker died) has no line, so the ne
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections import Counter
@@ -183,19 +184,21 @@ async def run_batch(
     stats = BatchStats()
     by_id = {t.id: t for t in plan.todo}
     try:
-        async for result in executor.arun_many(iter(plan.todo), concurrency):
-            task = by_id.pop(result.task_id, None)
-            if task is None:
-                raise RuntimeError(f"the executor returned a result for an unknown task id {result.task_id!r}")
-            if result.status == "cancelled":
-                stats.unfinished.append((result.task_id, result.error or "cancelled"))
-            else:
-                results.append(result_record(task, result))
-                if trace is not None and result.trace:
-                    trace.append_raw(trace_lines(result))
-                stats.add(result)
-            if on_result is not None:
-                on_result(result, stats)
+        # aclosing: an error here (a full disk...) cancels the tasks in flight at once
+        async with contextlib.aclosing(executor.arun_many(iter(plan.todo), concurrency)) as stream:
+            async for result in stream:
+                task = by_id.pop(result.task_id, None)
+                if task is None:
+                    raise RuntimeError(f"the executor returned a result for an unknown task id {result.task_id!r}")
+                if result.status == "cancelled":
+                    stats.unfinished.append((result.task_id, result.error or "cancelled"))
+                else:
+                    results.append(result_record(task, result))
+                    if trace is not None and result.trace:
+                        trace.append_raw(trace_lines(result))
+                    stats.add(result)
+                if on_result is not None:
+                    on_result(result, stats)
     finally:
         stats.finished = time.perf_counter()
         stats.unfinished.extend((i, "not run") for i in by_id if i not in {u for u, _ in stats.unfinished})

@@ -19,8 +19,9 @@ R = TypeVar("R")
 async def bounded_as_completed(items: Iterable[T], fn: Callable[[T], Awaitable[R]], limit: int) -> AsyncIterator[R]:
     """Yield `await fn(item)` for every item, in order of completion, with at most `limit` running.
 
-    An exception raised by `fn` propagates at its turn (the others are then cancelled). Leaving the
-    loop early (break, error, cancellation) cancels the tasks still in flight and waits for them.
+    An exception raised by `fn` propagates at its turn (the others are then cancelled). Closing the
+    generator (`contextlib.aclosing`, or its finalization after a `break`) cancels the tasks still
+    in flight and waits for them.
     """
     if limit < 1:
         raise ValueError(f"concurrency must be at least 1, not {limit}")

@@ -17,6 +17,7 @@ the driver are passed to the workers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterable
@@ -131,8 +132,9 @@ class RayExecutor:
     async def arun_many(self, tasks: Iterable[TaskInput], concurrency: int = 8) -> AsyncIterator[TaskResult]:
         if not self._actors:
             self.start(concurrency)
-        async for result in bounded_as_completed(tasks, self._run_one, concurrency * self.workers):
-            yield result
+        async with contextlib.aclosing(bounded_as_completed(tasks, self._run_one, concurrency * self.workers)) as results:
+            async for result in results:
+                yield result
 
     def shutdown(self) -> None:
         import ray
