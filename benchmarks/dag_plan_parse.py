@@ -66,6 +66,7 @@ async def run_in_process(tasks: list[str], model: str, max_replans: int) -> list
             result = await agent.arun(task)
             parsed, steps = plan_outcome(result.trace)
             rows.append({"task": task, "parsed": parsed, "steps": steps, "status": result.status, "answer": result.answer, "s": time.perf_counter() - started})
+            show(len(rows), rows[-1])
     finally:
         await agent.aclose()
         await backend.aclose()
@@ -84,10 +85,17 @@ def run_cli(tasks: list[str], model: str) -> list[dict]:
             data = json.loads(out.stdout)
         except json.JSONDecodeError:
             rows.append({"task": task, "parsed": False, "steps": [], "status": f"exit {out.returncode}", "answer": out.stderr[-200:], "s": time.perf_counter() - started})
+            show(len(rows), rows[-1])
             continue
         parsed, steps = plan_outcome([TraceEvent.model_validate(e) for e in data["trace"]])
         rows.append({"task": task, "parsed": parsed, "steps": steps, "status": data["status"], "answer": data.get("answer"), "s": time.perf_counter() - started})
+        show(len(rows), rows[-1])
     return rows
+
+
+def show(i: int, row: dict) -> None:
+    answer = " ".join(str(row["answer"] or "").split())[:60]
+    print(f"{i:2d}. plan {'parsed' if row['parsed'] else 'NOT PARSED'}  steps={row['steps']}  {row['status']:>9}  {row['s']:6.1f} s  {row['task'][:45]!r} -> {answer!r}", flush=True)
 
 
 def main() -> None:
@@ -99,9 +107,6 @@ def main() -> None:
     args = parser.parse_args()
     tasks = TASKS[: args.n]
     rows = run_cli(tasks, args.model) if args.cli else asyncio.run(run_in_process(tasks, args.model, args.max_replans))
-    for i, row in enumerate(rows, 1):
-        answer = " ".join(str(row["answer"] or "").split())[:60]
-        print(f"{i:2d}. plan {'parsed' if row['parsed'] else 'NOT PARSED'}  steps={row['steps']}  {row['status']:>9}  {row['s']:6.1f} s  {row['task'][:45]!r} -> {answer!r}")
     ok = sum(r["parsed"] for r in rows)
     print(f"plans parsed: {ok}/{len(rows)} runs ({'cli' if args.cli else 'in-process'}, {args.model})")
 

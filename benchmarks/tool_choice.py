@@ -77,16 +77,26 @@ async def main() -> None:
     demos = demonstrations(demo_pool)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     backend = load_backend(args.model) if any(v != "bm25" for v in variants) else None
-    print(f"BFCL multiple, first {len(evaluated)} questions, model {args.model}")
+    print(f"BFCL multiple, first {len(evaluated)} questions, model {args.model}", flush=True)
+    right = {v: 0 for v in variants}
+    seconds = {v: 0.0 for v in variants}
     try:
+        # question by question (all variants on one question in a row): the backend reuses the
+        # KV cache of the question's prompt prefix across variants
+        for i, q in enumerate(evaluated, 1):
+            tools = to_tool_specs(q.functions)
+            gold = {name for answer in q.answers for name in answer}
+            task = " ".join(m.get("content") or "" for m in q.messages if m.get("role") == "user")
+            marks = []
+            for variant in variants:
+                started = time.perf_counter()
+                hit = (await choose(variant, backend, tools, task, demos)) in gold
+                seconds[variant] += time.perf_counter() - started
+                right[variant] += hit
+                marks.append(f"{variant}={'+' if hit else '-'}")
+            print(f"{i:3d} {q.id}: " + " ".join(marks), flush=True)
         for variant in variants:
-            right, started = 0, time.perf_counter()
-            for q in evaluated:
-                tools = to_tool_specs(q.functions)
-                gold = {name for answer in q.answers for name in answer}
-                task = " ".join(m.get("content") or "" for m in q.messages if m.get("role") == "user")
-                right += (await choose(variant, backend, tools, task, demos)) in gold
-            print(f"{variant:>11}: right tool {right}/{len(evaluated)} = {right / len(evaluated):.0%}   ({time.perf_counter() - started:.0f} s)", flush=True)
+            print(f"{variant:>11}: right tool {right[variant]}/{len(evaluated)} = {right[variant] / len(evaluated):.0%}   ({seconds[variant]:.0f} s)")
     finally:
         if backend is not None:
             await backend.aclose()

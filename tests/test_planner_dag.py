@@ -276,3 +276,9 @@ def test_a_looping_plan_is_cut_off_at_the_first_repeated_step():
     # the plan kept in the conversation is valid JSON of the accepted steps
     plan_message = backend.requests[1].messages[2]
     assert [s["id"] for s in json.loads(plan_message.content)["steps"]] == [1]
+
+
+def test_a_decision_cut_off_by_the_token_limit_keeps_its_content():
+    truncated = {"text": '{"action": "answer", "content": "The answer is 42.00000000'}
+    result, _ = run([{"text": plan_text(step(1, "add", {"a": 40, "b": 2}))}, truncated])
+    assert result.answer == "The answer is 42.00000000"

@@ -8,6 +8,7 @@ longer on offer. A backend that ignores constraints may reply in plain text: tha
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from toolkit.planner.dag.scheduler import StepScheduler
@@ -57,12 +58,30 @@ def render_results(scheduler: StepScheduler) -> str:
     return "\n".join(lines) or "(the plan had no steps)"
 
 
+_ACTION = re.compile(r'"action"\s*:\s*"(answer|replan)"')
+_CONTENT = re.compile(r'"content"\s*:\s*"((?:[^"\\]|\\.)*)')
+
+
+def _partial_decision(text: str) -> dict | None:
+    """A decision cut off by the token limit (`{"action": "answer", "content": "The ans`): keep
+    what was written rather than showing the user raw JSON."""
+    action, content = _ACTION.search(text), _CONTENT.search(text)
+    if not action or not content:
+        return None
+    raw = content.group(1).rstrip("\\")
+    try:
+        value = json.loads(f'"{raw}"')
+    except json.JSONDecodeError:
+        value = raw
+    return {"action": action.group(1), "content": value}
+
+
 def parse_decision(response: LLMResponse, can_replan: bool) -> Decision:
     text = response.text.strip()
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
-        data = None
+        data = _partial_decision(text)
     if not isinstance(data, dict) or data.get("action") not in ("answer", "replan"):
         return Decision(action="answer", content=text)  # plain text from an unconstrained backend
     content = data.get("content")
