@@ -85,7 +85,11 @@ class DagPlanner:
                 constraint=Constraint(kind="json_schema", json_schema=schema),
                 sampling=Sampling(max_tokens=self.plan_max_tokens),
             )
-            thought, text = await self._plan(ctx, request, scheduler, step.index)
+            try:
+                thought, text = await self._plan(ctx, request, scheduler, step.index)
+            except BaseException:
+                scheduler.cancel()  # the backend failed mid-plan: no step outlives the task
+                raise
             messages.append(Message(role="assistant", content=text))
             await scheduler.finish()
             ctx.emit(

@@ -151,8 +151,12 @@ class StepScheduler:
             while self._tasks:
                 await asyncio.gather(*list(self._tasks))
         finally:
-            for task in list(self._tasks):  # cancelled while waiting: stop the steps in flight
-                task.cancel()
+            self.cancel()  # cancelled while waiting: stop the steps in flight
+
+    def cancel(self) -> None:
+        """Stop the steps in flight (the plan's generation failed or the task was cancelled)."""
+        for task in list(self._tasks):
+            task.cancel()
 
     def ordered(self) -> list[StepState]:
         return list(self.states.values())
