@@ -336,3 +336,18 @@ async def test_another_event_loop_gets_its_own_browser(site, chromium):
     assert obs.ok, obs.text
     assert "flour" in obs.content["text"]
     assert chromium.alive  # the held browser is untouched
+
+
+async def test_a_session_recovers_when_chromium_goes_away(site, chromium):
+    # its own launch options, hence its own Chromium: closing it leaves the shared one alone
+    ex = _executor(site, extra_args=["--lang=en-US"])
+    try:
+        assert (await _call(ex, "open", url=site["base"] + "bread.html")).ok
+        session = ex._state[("s", "browser")]["session"]
+        assert session.driver.host is not chromium
+        await session.driver.host.browser.close()  # stands in for a crash
+        again = await _call(ex, "open", url=site["base"] + "bridges.html")
+        assert again.ok, again.text
+        assert (await _call(ex, "back")).content["title"] == "Baking bread"  # the state survived
+    finally:
+        await ex.aclose()

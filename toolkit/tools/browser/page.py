@@ -10,6 +10,7 @@ outside the process, and each session's context shares none with the others.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -72,7 +73,8 @@ class BrowserHost:
         browser, playwright, self.browser, self.playwright = self.browser, self.playwright, None, None
         try:
             if browser is not None:
-                await browser.close()
+                with contextlib.suppress(Exception):  # already gone (crashed, or its loop ended)
+                    await browser.close()
         finally:
             if playwright is not None:
                 await playwright.stop()
@@ -178,6 +180,8 @@ class PageDriver:
                 if len(self.proxy.blocked) > blocked_before:  # e.g. an https redirect to a refused host
                     blocked, reason = self.proxy.blocked[-1]
                     raise ActionRefused(f"{blocked} was blocked: {reason}") from None
+                if not new_page and (page.is_closed() or "crash" in str(exc).lower()):
+                    self.page = await self.context.new_page()  # the next action gets a working tab
                 raise PageLoadError(f"could not load {url}: {_first_line(exc)}") from None
             if response is not None and response.status == 403:
                 reason = await response.header_value(BLOCKED_HEADER)
@@ -194,7 +198,8 @@ class PageDriver:
         context, host, self.context, self.page, self.host = self.context, self.host, None, None, None
         try:
             if context is not None:
-                await context.close()
+                with contextlib.suppress(Exception):  # a crashed browser takes its contexts with it
+                    await context.close()
         finally:
             await self.proxy.close()
             if host is not None:
