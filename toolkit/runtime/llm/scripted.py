@@ -141,9 +141,12 @@ class ScriptedBackend:
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
         first: float | None = None
-        for start in range(0, len(reply.text), reply.chunk_chars):
+        paced_from = time.perf_counter()
+        for i, start in enumerate(range(0, len(reply.text), reply.chunk_chars)):
             if reply.chunk_delay_s:
-                await asyncio.sleep(reply.chunk_delay_s)
+                # chunks are due on a fixed schedule (a steady decoding rate): a late wake-up
+                # under load does not push every later chunk back
+                await asyncio.sleep(max(0.0, paced_from + (i + 1) * reply.chunk_delay_s - time.perf_counter()))
             first = first if first is not None else time.perf_counter() - started
             yield reply.text[start : start + reply.chunk_chars]
         response = self._response(request, reply, started)
