@@ -131,6 +131,9 @@ async def run_all(
             result = await work(item)
         if progress is not None and task_id is not None:
             progress.advance(task_id)
+            if not progress.console.is_terminal:  # no live bar in a log file: a line per item instead
+                done = int(progress.tasks[task_id].completed)
+                progress.console.print(f"{label}: {done}/{len(items)} ({time.perf_counter() - started:.0f} s)")
         return result
 
     started = time.perf_counter()

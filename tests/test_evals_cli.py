@@ -130,3 +130,18 @@ def test_parallelqa_runs_dag_and_react_against_the_local_index(tmp_path, evaldat
     first = [i for i in report["items"] if i["id"] == "1"]
     assert all(i["correct"] and len(i["calls"]) == 2 for i in first)
     assert "fixture corpus" in result.stdout
+
+
+@pytest.mark.llama
+def test_bfcl_on_the_embedded_model_one_question(tmp_path, evaldata):
+    """The real thing, kept tiny: one simple_python question through the embedded GGUF model and
+    through llama-cpp-python's chatml-function-calling baseline on the same file."""
+    pytest.importorskip("llama_cpp")
+    out = tmp_path / "real.json"
+    result = run("bfcl", "--categories", "simple_python", "--limit", "1", "--data-dir", str(evaldata), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["systems"] == ["toolkit engine", "llama-cpp chatml-function-calling"]
+    engine = [i for i in report["items"] if i["system"] == "toolkit engine"]
+    assert len(engine) == 1 and not engine[0]["unparseable"]
+    assert all(name == "calculate_triangle_area" for call in engine[0]["calls"] for name in call)
