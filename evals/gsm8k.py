@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.progress import Progress
 
-from evals.runner import EvalReport, ReportRow, run_all, suite_dir
+from evals.runner import EvalReport, ReportRow, model_label, run_all, suite_dir
 from toolkit.runtime.llm import Backend, load_backend
 from toolkit.types import LLMRequest, Message, Sampling
 
@@ -136,7 +136,7 @@ async def run_gsm8k(
     ]
     return EvalReport(
         suite="GSM8K (test)",
-        model=model or "llamacpp:default",
+        model=model_label(model, backend),
         systems=systems,
         rows=rows,
         items=engine_items + base_items,

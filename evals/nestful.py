@@ -25,7 +25,7 @@ from typing import Any
 from rich.progress import Progress
 
 from evals.baselines import make_baseline
-from evals.runner import EvalReport, ReportRow, run_all, suite_dir
+from evals.runner import EvalReport, ReportRow, model_label, run_all, suite_dir
 from toolkit.runtime.llm import Backend, load_backend
 from toolkit.types import Constraint, LLMRequest, LLMResponse, Message, Sampling, ToolSpec
 
@@ -259,5 +259,5 @@ async def run_nestful(
     missing = [i["id"] for i in items if i["missing"]]
     if missing:
         notes.append(f"{len(missing)} question(s) need a function their spec file lacks (no system can match them fully): {', '.join(missing)}.")
-    return EvalReport(suite="NESTFUL", model=model or "llamacpp:default", systems=systems, rows=rows,
+    return EvalReport(suite="NESTFUL", model=model_label(model, engine), systems=systems, rows=rows,
                       items=results, wall_s=wall, notes=notes)

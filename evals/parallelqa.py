@@ -28,7 +28,7 @@ from typing import Any
 
 from rich.progress import Progress
 
-from evals.runner import EvalReport, ReportRow, run_all, suite_dir
+from evals.runner import EvalReport, ReportRow, model_label, run_all, suite_dir
 from toolkit.runtime.llm import Backend, load_backend
 
 CORPUS = Path(__file__).resolve().parent / "parallelqa_corpus"
@@ -149,7 +149,7 @@ async def run_parallelqa(
     ]
     if react and dag:
         notes.append(f"Wall time react / dag: {react / dag:.2f}x (same questions, one at a time).")
-    return EvalReport(suite="ParallelQA (LLMCompiler)", model=model or "llamacpp:default", systems=systems,
+    return EvalReport(suite="ParallelQA (LLMCompiler)", model=model_label(model, backend), systems=systems,
                       rows=rows, items=results, wall_s=wall, notes=notes)
 
 

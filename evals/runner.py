@@ -80,6 +80,13 @@ def _format(value: float | None, unit: str, signed: bool = False) -> str:
     return f"{sign}{value:.3f}"
 
 
+def model_label(model: str | None, backend: Any) -> str:
+    """The model string as given (or `default`) and what the backend says it loaded."""
+    name = getattr(backend, "name", "")
+    given = model or "default"
+    return f"{given} ({name})" if name and name != given else given
+
+
 def data_root(data_dir: str | Path | None) -> Path | None:
     """`--data-dir`, else `$TOOLKIT_EVAL_DATA`, else None (a suite may have its own fallback)."""
     if data_dir:

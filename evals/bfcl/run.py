@@ -16,7 +16,7 @@ from evals.baselines import make_baseline
 from evals.bfcl.checker import check
 from evals.bfcl.engine import ENGINE_MODES, calls_list, tool_turns
 from evals.bfcl.data import CATEGORIES, Question, load_category, to_messages, to_tool_specs
-from evals.runner import EvalReport, ReportRow, run_all
+from evals.runner import EvalReport, ReportRow, model_label, run_all
 from toolkit.runtime.llm import Backend, load_backend
 from toolkit.types import LLMRequest, LLMResponse, Message, Sampling
 
@@ -139,7 +139,7 @@ async def run_bfcl(
         await engine.aclose()
     report = EvalReport(
         suite="BFCL (AST)",
-        model=model or "llamacpp:default",
+        model=model_label(model, engine),
         systems=systems,
         rows=score_rows(items, categories, systems),
         items=items,
