@@ -14,6 +14,8 @@ import pytest
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage, convert_to_openai_messages
+from langchain_core.exceptions import OutputParserException
+from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, parse_tool_call
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from toolkit import Agent
@@ -140,17 +142,20 @@ class LlamaChatModel(BaseChatModel):
 
     def _generate(self, messages: list[Any], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
         out = self.llama.create_chat_completion(
-            messages=convert_to_openai_messages(messages), stop=stop, temperature=0.0, max_tokens=96, **kwargs
+            messages=convert_to_openai_messages(messages), stop=stop, temperature=0.0, max_tokens=48, **kwargs
         )
         message = out["choices"][0]["message"]
-        calls = [
-            {"name": c["function"]["name"], "args": __import__("json").loads(c["function"]["arguments"] or "{}"), "id": c["id"]}
-            for c in message.get("tool_calls") or []
-        ]
+        calls, invalid = [], []
+        for raw in message.get("tool_calls") or []:  # as langchain-openai does it
+            try:
+                calls.append(parse_tool_call(raw, return_id=True))
+            except OutputParserException as exc:
+                invalid.append(make_invalid_tool_call(raw, str(exc)))
         usage = out.get("usage") or {}
         ai = AIMessage(
             content=message.get("content") or "",
             tool_calls=calls,
+            invalid_tool_calls=invalid,
             usage_metadata={"input_tokens": usage.get("prompt_tokens", 0), "output_tokens": usage.get("completion_tokens", 0),
                             "total_tokens": usage.get("total_tokens", 0)},
         )
@@ -163,14 +168,23 @@ def llama_model():
     from toolkit.runtime.llm.models import default_model_path
 
     return llama_cpp.Llama(model_path=str(default_model_path()), chat_format="chatml-function-calling",
-                           n_ctx=2048, n_threads=2, verbose=False, seed=0)
+                           n_ctx=2048, n_threads=1, n_threads_batch=1, verbose=False, seed=0)
+
+
+ADD = ToolSpec(
+    name="math.add",
+    description="Add two integers.",
+    parameters={"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]},
+)
 
 
 async def test_a_real_model_calls_a_tool_through_bind_tools(llama_model):
     backend = LangChainBackend(LlamaChatModel(llama=llama_model))
     assert backend.native_tools
-    response = await backend.generate(ask("Use the calculator: what is 12 * (7 + 5)?", tool_choice="math.calculate"))
+    request = LLMRequest(messages=[Message(role="user", content="Add 2 and 3.")], tools=[ADD], tool_choice="math.add")
+    response = await backend.generate(request)
     assert response.parse_error is None, response.parse_error
-    assert [c.name for c in response.tool_calls] == ["math.calculate"]
-    assert isinstance(response.tool_calls[0].arguments["expression"], str)
+    assert [c.name for c in response.tool_calls] == ["math.add"]  # bound as math__add, mapped back
+    assert set(response.tool_calls[0].arguments) == {"a", "b"}
+    assert all(isinstance(v, int) for v in response.tool_calls[0].arguments.values())
     assert response.usage.prompt_tokens > 0 and response.usage.completion_tokens > 0

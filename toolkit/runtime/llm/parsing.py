@@ -89,9 +89,10 @@ def _clean_json(value: Any, depth: int = 0) -> Any:
 
 
 def loads(text: str) -> Any:
-    """json.loads that raises only _Invalid (huge ints and deep nesting raise other errors)."""
+    """json.loads that raises only _Invalid (huge ints and deep nesting raise other errors).
+    Not strict: models often put raw newlines or tabs inside strings (code, multi-line text)."""
     try:
-        return json.loads(text)
+        return json.loads(text, strict=False)
     except (ValueError, RecursionError) as exc:
         raise _Invalid(f"invalid JSON ({str(exc)[:120]})") from None
 
@@ -231,10 +232,12 @@ def _objects(value: Any) -> list[Any]:
 
 # --- finding JSON in text -------------------------------------------------------------------
 
+_DECODER = json.JSONDecoder(strict=False)
+
 
 def _decode_prefix(text: str) -> tuple[Any, int] | None:
     try:
-        return json.JSONDecoder().raw_decode(text)
+        return _DECODER.raw_decode(text)
     except (ValueError, RecursionError):
         return None
 
