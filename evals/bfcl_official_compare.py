@@ -11,7 +11,9 @@ so it lives in its own virtual environment. This script installs nothing unless 
 
 The outputs compared: for the first N questions of each of the five categories (100 by default),
 the gold calls built from the possible answers, one perturbed copy (wrong value / wrong type /
-missing required parameter / extra call, in turn), and every model output stored in the given
+missing required parameter / extra call, in turn), optionally K random small edits of the gold
+(`--mutations K`: case, punctuation, int/float/str swaps, dropped or extra parameters, reordered
+calls; some stay right, some don't), and every model output stored in the given
 `toolkit eval bfcl --out` reports (engine and baseline; an unparseable output counts as text that
 is no call). The official side is `evals/bfcl/official_verdicts.py`, run with the venv's Python and
 model name `gorilla-openfunctions-v2` (dotted function names are kept as they are).
@@ -20,7 +22,9 @@ model name `gorilla-openfunctions-v2` (dotted function names are kept as they ar
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import random
 import subprocess
 import sys
 import tempfile
@@ -48,7 +52,50 @@ def _entry(question: Question) -> dict[str, Any]:
     return {"id": question.id, "question": [question.messages], "function": question.functions}
 
 
-def build_cases(questions: list[Question], reports: list[Path]) -> list[dict[str, Any]]:
+def _mutate_value(value: Any, rng: random.Random) -> Any:
+    """A small change that may or may not keep the value acceptable (that is the point)."""
+    if isinstance(value, bool):
+        return rng.choice([not value, int(value), str(value).lower()])
+    if isinstance(value, int):
+        return rng.choice([float(value), str(value), value + 1, -value])
+    if isinstance(value, float):
+        return rng.choice([int(value), round(value, 1), str(value), value * 2])
+    if isinstance(value, str):
+        return rng.choice([value.upper(), value.replace(" ", "-"), f" {value}.", value[:-1], value.replace(" ", ", ")])
+    if isinstance(value, list):
+        return rng.choice([list(reversed(value)), value[:-1], value + value[:1], tuple(value)])
+    if isinstance(value, dict) and value:
+        key = rng.choice(sorted(value))
+        return rng.choice([{k: v for k, v in value.items() if k != key}, {**value, key: _mutate_value(value[key], rng)}])
+    return value
+
+
+def mutations(question: Question, count: int, seed: int) -> list[list[dict[str, Any]]]:
+    """Random small edits of the gold calls: some still right (case, order, int for float), some not."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        calls = copy.deepcopy(gold_calls(question))
+        if not calls:
+            continue
+        call = rng.choice(calls)
+        name = next(iter(call))
+        arguments = call[name]
+        op = rng.choice(["value", "value", "drop", "extra", "shuffle"])
+        if op == "value" and arguments:
+            key = rng.choice(sorted(arguments))
+            arguments[key] = _mutate_value(arguments[key], rng)
+        elif op == "drop" and arguments:
+            del arguments[rng.choice(sorted(arguments))]
+        elif op == "extra":
+            arguments["zq_extra"] = 1
+        else:
+            rng.shuffle(calls)
+        out.append(json.loads(json.dumps(calls)))  # tuples become lists, as they would in JSON
+    return out
+
+
+def build_cases(questions: list[Question], reports: list[Path], mutation_count: int = 0) -> list[dict[str, Any]]:
     """Every output to judge: gold, one perturbation per question, and the reports' model outputs."""
     by_id = {q.id: q for q in questions}
     cases = []
@@ -70,6 +117,8 @@ def build_cases(questions: list[Question], reports: list[Path]) -> list[dict[str
         kinds = [k for k in PERTURBATIONS if perturb(question, k) is not None]
         kind = kinds[index % len(kinds)]
         add(question, f"perturbed:{kind}", perturb(question, kind))  # type: ignore[arg-type]
+        for mutated in mutations(question, mutation_count, seed=index):
+            add(question, "mutated", mutated)
     for report in reports:
         data = json.loads(report.read_text(encoding="utf-8"))
         for item in data.get("items", []):
@@ -103,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--create-venv", action="store_true", help="create the venv and pip install bfcl-eval soundfile")
     parser.add_argument("--report", action="append", default=[], help="a `toolkit eval bfcl --out` JSON report (repeatable)")
     parser.add_argument("--per-category", type=int, default=20, help="questions per category (5 categories)")
+    parser.add_argument("--mutations", type=int, default=0, help="also K random small edits of each gold answer")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
 
@@ -116,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"data: {find_data_dir(args.data_dir)}", file=sys.stderr)
     questions = [q for c in CATEGORIES for q in load_category(c, args.data_dir, args.per_category)]
-    cases = build_cases(questions, [Path(r) for r in args.report])
+    cases = build_cases(questions, [Path(r) for r in args.report], args.mutations)
     by_id = {q.id: q for q in questions}
     official = official_verdicts(cases, venv)
 
