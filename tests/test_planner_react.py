@@ -149,3 +149,24 @@ def test_rank_actions_forces_the_likeliest_tool():
     assert first.tool_choice == "add" and [t.name for t in first.tools] == ["add"]
     ranking = next(e for e in result.trace if e.kind == "plan")
     assert ranking.plan[0] == {"action": "add", "score": 0.0} and "chose add" in ranking.text
+
+
+def test_tools_can_be_retrieved_again_at_every_step():
+    def weather(city: str) -> str:
+        """Weather forecast for a city."""
+        return "rain in Paris; the umbrella shop is open"
+
+    def umbrella_shop(city: str) -> str:
+        """Find an umbrella shop in a city."""
+        return "Rue de Rivoli"
+
+    reg = registry()
+    reg.add_function(weather)
+    reg.add_function(umbrella_shop)
+    script = [{"tool_calls": [{"name": "weather", "arguments": {"city": "Paris"}}]}, {"text": "buy one"}]
+    backend = ScriptedBackend(script)
+    backend.record_requests = True
+    agent = Agent(model=backend, tools=reg, planner_options={"tool_k": 1, "retrieve_per_step": True})
+    assert agent.run("what is the weather forecast in Paris").answer == "buy one"
+    assert [t.name for t in backend.requests[0].tools] == ["weather"]
+    assert [t.name for t in backend.requests[1].tools] == ["umbrella_shop"]  # the observation's words

@@ -8,7 +8,9 @@ answer; observations go back into the conversation.
 - The step budget is the context's `max_steps`; with `answer_on_last_step` the last turn asks for
   the final answer (no tools) instead of running out mid-search.
 - Each turn's choice goes into the trace as a `plan` event (the calls chosen, or "answer").
-- Tool-choice aids for weak models (`tool_k`, `few_shot`, `rank_actions`): see choice.py.
+- Tool-choice aids for weak models (`tool_k`, `few_shot`, `rank_actions`): see choice.py. With
+  `retrieve_per_step`, the top-k tools are retrieved again every turn, for the task and the
+  latest observations (the tools then reach the model through the request, not the system text).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class ReactPlanner:
         max_calls_per_turn: int = 8,
         answer_on_last_step: bool = True,
         tool_k: int | None = None,
+        retrieve_per_step: bool = False,
         few_shot: bool = False,
         rank_actions: bool = False,
     ):
@@ -40,6 +43,7 @@ class ReactPlanner:
         self.max_calls_per_turn = max(1, max_calls_per_turn)
         self.answer_on_last_step = answer_on_last_step
         self.tool_k = tool_k
+        self.retrieve_per_step = retrieve_per_step and bool(tool_k)
         self.few_shot = few_shot
         self.rank_actions = rank_actions
 
@@ -49,9 +53,12 @@ class ReactPlanner:
 
     async def run(self, ctx: RunContext) -> str:
         tools = offered_tools(ctx.task, ctx.tools, self.tool_k)
-        messages = self.first_messages(ctx, tools)
+        messages = self.first_messages(ctx, [] if self.retrieve_per_step else tools)
         while True:
             step = ctx.new_step()
+            if self.retrieve_per_step and ctx.steps[:-1]:
+                latest = " ".join(o.text[:500] for o in ctx.steps[-2].observations)
+                tools = offered_tools(f"{ctx.task} {latest}", ctx.tools, self.tool_k)
             started = time.perf_counter()
             last = self.answer_on_last_step and len(ctx.steps) == ctx.max_steps
             response = await self._decide(ctx, messages, tools, step.index, last)
