@@ -97,6 +97,7 @@ class FaultProxy:
     delay_next: int = 0  # hang `delay_s` on this many POSTs (then 504, to a client long gone)
     delay_s: float = 0.0
     require_key: str | None = None  # answer 401 like OpenAI unless this bearer key is sent
+    owned_by: str | None = None  # rewrite GET /models' owned_by (vLLM says "vllm")
     seen: list[Seen] = field(default_factory=list)
 
     def start(self) -> str:
@@ -151,6 +152,11 @@ class FaultProxy:
         url = self.upstream.rsplit("/v1", 1)[0] + path
         headers = {"Authorization": f"Bearer {self.upstream_key}", "Content-Type": "application/json"}
         r = httpx.request(method, url, content=raw or None, headers=headers, timeout=300)
+        if self.owned_by and method == "GET" and path.endswith("/models") and r.status_code == 200:
+            data = r.json()
+            for model in data.get("data", []):
+                model["owned_by"] = self.owned_by
+            return 200, json.dumps(data).encode(), "application/json"
         return r.status_code, r.content, r.headers.get("content-type", "application/json")
 
     @property

@@ -21,6 +21,11 @@ CALC = ToolSpec(
     description="Evaluate an arithmetic expression.",
     parameters={"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]},
 )
+ADD = ToolSpec(  # integer arguments: the server's grammar makes even this tiny model close its JSON
+    name="math.add",
+    description="Add two integers.",
+    parameters={"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]},
+)
 CITY = {
     "type": "object",
     "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
@@ -67,16 +72,16 @@ def ask(text: str, max_tokens: int = 24, **kw) -> LLMRequest:
 
 async def test_tool_call(proxy):
     backend = backend_for(proxy.url)
-    response = await backend.generate(ask("Use the calculator: what is 12 * (7 + 5)?", tools=[CALC], tool_choice="math.calculate"))
+    response = await backend.generate(ask("Add 2 and 3.", tools=[ADD, CALC], tool_choice="math.add"))
     await backend.aclose()
-    assert response.parse_error is None
-    assert [c.name for c in response.tool_calls] == ["math.calculate"]  # the server's name, mapped back
-    assert isinstance(response.tool_calls[0].arguments["expression"], str)
+    assert response.parse_error is None, response.parse_error
+    assert [c.name for c in response.tool_calls] == ["math.add"]  # the server's name, mapped back
+    assert set(response.tool_calls[0].arguments) == {"a", "b"}
     assert response.finish_reason == "tool_calls"
     assert response.usage.prompt_tokens > 0 and response.usage.completion_tokens > 0 and response.timings.total_s > 0
     sent = proxy.posts[-1].body  # what went over the wire: OpenAI-safe names, a forced choice
-    assert sent["tools"][0]["function"]["name"] == "math__calculate"
-    assert sent["tool_choice"] == {"type": "function", "function": {"name": "math__calculate"}}
+    assert [t["function"]["name"] for t in sent["tools"]] == ["math__add", "math__calculate"]
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "math__add"}}
     assert sent["model"] == "smollm2" and sent["parallel_tool_calls"] is True
 
 
@@ -97,16 +102,27 @@ async def test_structured_output_json_schema(proxy):
     assert proxy.posts[1].body["response_format"]["schema"] == CITY
 
 
+async def test_a_vllm_server_gets_structured_outputs(proxy):
+    proxy.owned_by = "vllm"  # what `vllm serve` reports in /v1/models
+    backend = backend_for(proxy.url)  # server="auto"
+    await backend.generate(ask("Yes or no?", max_tokens=4, constraint=Constraint(kind="choice", choices=["yes", "no"])))
+    await backend.aclose()
+    assert backend.server == "vllm" and backend.capabilities.batching
+    sent = proxy.posts[-1].body
+    assert sent["structured_outputs"] == {"choice": ["yes", "no"]} and "response_format" not in sent
+
+
 async def test_streaming(llama_server):
     backend = backend_for(llama_server.base_url, stream=True)
     text = await backend.generate(ask("Say hello to the world.", max_tokens=12))
-    call = await backend.generate(ask("Compute 2+2 with the calculator.", tools=[CALC], tool_choice="math.calculate"))
+    call = await backend.generate(ask("Add 2 and 3.", tools=[ADD], tool_choice="math.add"))
     await backend.aclose()
     assert text.text.strip() and text.parse_error is None
     assert text.timings.ttft_s is not None and 0 < text.timings.ttft_s <= text.timings.total_s
     assert text.usage.completion_tokens > 0 and text.timings.decode_tokens_per_s > 0
     # tool-call deltas assembled (this server repeats the name in every delta)
-    assert [c.name for c in call.tool_calls] == ["math.calculate"] and call.parse_error is None
+    assert call.parse_error is None, call.parse_error
+    assert [c.name for c in call.tool_calls] == ["math.add"] and set(call.tool_calls[0].arguments) == {"a", "b"}
 
 
 async def test_a_500_is_retried(proxy):
@@ -143,7 +159,7 @@ async def test_a_bad_key_is_reported_clearly(proxy, monkeypatch):
     message = str(info.value)
     assert proxy.url in message and "HTTP 401" in message and "Incorrect API key provided" in message
     assert "Set OPENAI_API_KEY" in message and "the key from OPENAI_API_KEY" in message
-    assert len(proxy.posts) == 1  # not retried
+    assert len(proxy.seen) == 1  # refused at the first request (GET /models, asking what server this is), not retried
     monkeypatch.delenv("OPENAI_API_KEY")
     with pytest.raises(AuthenticationError, match=r"no key \(OPENAI_API_KEY is not set\)"):
         await OpenAIBackend.from_target(f"gpt-4o-mini@{proxy.url}").generate(ask("hi"))

@@ -4,6 +4,10 @@ OpenAI itself and the many others that speak the same API.
     openai:MODEL@http://127.0.0.1:8000/v1      model string (the factory calls `from_target`)
     OpenAIBackend("gpt-4o-mini", "https://.../v1", api_key=..., server="openai", stream=True)
 
+`server` picks how constraints are sent (see openai_payload.py): "openai", "vllm" (the
+`structured_outputs` body field), "llamacpp", or "auto" (the default): asked once from GET /models,
+where vLLM lists its models as `owned_by: vllm`.
+
 Retries: 429, 5xx and connection errors/timeouts are retried with exponential backoff (doubling
 from `backoff_s`, capped at `max_backoff_s`, honouring Retry-After), `max_retries` times; then a
 BackendError. A rejected key (401/403) fails at once with the URL and the variable to set.
@@ -19,7 +23,7 @@ import json
 import os
 import random
 import time
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -54,7 +58,7 @@ class OpenAIBackend:
         *,
         api_key: str | None = None,
         api_key_env: str = DEFAULT_KEY_ENV,
-        server: Server = "openai",
+        server: Server | Literal["auto"] = "auto",
         stream: bool = False,
         timeout_s: float = 120.0,
         connect_timeout_s: float = 10.0,
@@ -65,17 +69,17 @@ class OpenAIBackend:
         headers: dict[str, str] | None = None,
         extra_body: dict[str, Any] | None = None,
     ):
-        if server not in SERVERS:
-            raise BackendError(f"openai backend: server must be one of {', '.join(SERVERS)}, not {server!r}")
+        if server not in (*SERVERS, "auto"):
+            raise BackendError(f"openai backend: server must be one of auto, {', '.join(SERVERS)}, not {server!r}")
         if not base_url.startswith(("http://", "https://")):
             raise BackendError(f"openai backend: base URL must start with http:// or https://, got {base_url!r}")
         self.model = model
         self.base_url = base_url.rstrip("/")
         self.api_key_env = api_key_env
         self.api_key = api_key if api_key is not None else os.environ.get(api_key_env)
-        self.server: Server = server
+        self.server = server  # "auto" is settled by the first request (see _discover)
         # how constraints are sent; "openai" falls back to "llamacpp" once if the server refuses
-        self.constraint_dialect: Server = server
+        self.constraint_dialect: Server = "openai" if server == "auto" else server
         self.stream = stream
         self.timeout = httpx.Timeout(timeout_s, connect=min(connect_timeout_s, timeout_s))
         self.max_retries = max(0, max_retries)
@@ -149,9 +153,9 @@ class OpenAIBackend:
             return BackendError(f"{url} returned 404 ({detail}); check the base URL (it usually ends in /v1) and the model name {self.model!r}")
         return BackendError(f"{url} rejected the request (HTTP {response.status_code}: {detail})")
 
-    async def _post(self, path: str, body: dict[str, Any], *, stream: bool) -> tuple[httpx.Response, float]:
-        """POST with retries; returns the open response (the caller reads and closes it) and the
-        time the successful attempt started."""
+    async def _request(self, method: str, path: str, body: dict[str, Any] | None = None, *, stream: bool = False) -> tuple[httpx.Response, float]:
+        """A request with retries; returns the open response (the caller reads and closes it) and
+        the time the successful attempt started."""
         url = f"{self.base_url}{path}"
         client = self._http()
         last = ""
@@ -159,7 +163,7 @@ class OpenAIBackend:
             started = time.perf_counter()
             response: httpx.Response | None = None
             try:
-                response = await client.send(client.build_request("POST", url, json=body), stream=stream)
+                response = await client.send(client.build_request(method, url, json=body), stream=stream)
             except httpx.TransportError as exc:  # refused, reset, timed out
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             else:
@@ -167,7 +171,7 @@ class OpenAIBackend:
                     return response, started
                 await response.aread()
                 await response.aclose()
-                if self._refused_response_format(response, body):
+                if body is not None and self._refused_response_format(response, body):
                     raise _ConstraintRejected(_error_detail(response))
                 if response.status_code not in RETRY_STATUS:
                     raise self._fail(response, url)
@@ -183,30 +187,37 @@ class OpenAIBackend:
         detail = _error_detail(response)
         return response.status_code in (400, 422, 500) and "response_format" in detail
 
-    async def _resolve_model(self) -> None:
-        if self.model:
+    async def _discover(self) -> None:
+        """Once, if needed: the model (when none was named) and the server kind (server="auto")
+        from GET /models. vLLM marks its models `owned_by: vllm`, llama.cpp's server `llamacpp`."""
+        if self.model and self.server != "auto":
             return
         self._http()
         assert self._model_lock is not None
         async with self._model_lock:
-            if self.model:
+            if self.model and self.server != "auto":
                 return
-            url = f"{self.base_url}/models"
             try:
-                response = await self._http().get(url)
-            except httpx.TransportError as exc:
-                raise ServerUnavailableError(f"{url}: {type(exc).__name__}: {exc}") from None
-            if response.status_code >= 400:
-                raise self._fail(response, url)
-            data = response.json().get("data") or []
-            if not data:
-                raise BackendError(f"{url} lists no models; name one: openai:MODEL@{self.base_url}")
-            self.model = data[0]["id"]
+                response, _ = await self._request("GET", "/models")
+                data = response.json().get("data") or []
+            except (AuthenticationError, ServerUnavailableError):
+                raise
+            except (BackendError, ValueError, AttributeError):  # no /models here: guess nothing
+                data = []
+            if self.server == "auto":
+                owners = {str(m.get("owned_by", "")).lower() for m in data if isinstance(m, dict)}
+                self.server = "vllm" if "vllm" in owners else "llamacpp" if "llamacpp" in owners else "openai"
+                self.constraint_dialect = self.server
+                self.capabilities.batching = self.server == "vllm"
+            if not self.model:
+                if not data:
+                    raise BackendError(f"{self.base_url}/models lists no models; name one: openai:MODEL@{self.base_url}")
+                self.model = data[0]["id"]
 
     # --- the protocol -------------------------------------------------------------------------
 
     async def generate(self, request: LLMRequest) -> LLMResponse:
-        await self._resolve_model()
+        await self._discover()
         try:
             return await self._generate(request)
         except _ConstraintRejected:
@@ -218,7 +229,7 @@ class OpenAIBackend:
     async def _generate(self, request: LLMRequest) -> LLMResponse:
         body = build_body(request, self.model, self.constraint_dialect, stream=self.stream, extra=self.extra_body)
         if not self.stream:
-            response, started = await self._post("/chat/completions", body, stream=False)
+            response, started = await self._request("POST", "/chat/completions", body)
             try:
                 data = response.json()
             except ValueError:
@@ -227,7 +238,7 @@ class OpenAIBackend:
         return await self._generate_stream(request, body)
 
     async def _generate_stream(self, request: LLMRequest, body: dict[str, Any]) -> LLMResponse:
-        response, started = await self._post("/chat/completions", body, stream=True)
+        response, started = await self._request("POST", "/chat/completions", body, stream=True)
         assembler = StreamAssembler()
         ttft: float | None = None
         try:
