@@ -93,6 +93,8 @@ tool_result = st.one_of(
     st.binary(min_size=1, max_size=64).map(lambda b: b * 3000),  # ~200 KB of bytes
     st.text(max_size=50).map(lambda s: s * 20000),  # huge text
     st.binary(max_size=100).map(lambda b: b.decode("latin-1")),
+    st.binary(max_size=100).map(lambda b: b.decode("utf-8", errors="surrogateescape")),  # lone surrogates
+    st.binary(max_size=50).map(lambda b: {"text": b.decode("utf-8", errors="surrogateescape"), "n": [1, 2]}),
     json_like,
 )
 

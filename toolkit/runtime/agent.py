@@ -17,6 +17,7 @@ from toolkit.planner import Planner, make_planner
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.context import MaxStepsReached, PlannerError, RunContext
 from toolkit.runtime.executor import Approver, Executor
+from toolkit.runtime.llm.parsing import clean_text
 from toolkit.runtime.llm import Backend, BackendError, load_backend, parse_model_string
 from toolkit.runtime.secrets import redactor_for
 from toolkit.runtime.trace import EventSink, TraceRecorder
@@ -105,6 +106,7 @@ class Agent:
     ) -> TaskResult:
         """Run one task. `tool_names` and `max_steps` override the agent's for this task alone."""
         task_id = task_id or uuid.uuid4().hex[:12]
+        task = clean_text(task)  # a task from JSON may hold lone surrogates; results must serialise
         sink: EventSink | None = (lambda e: self.on_event(task_id, e)) if self.on_event else None  # type: ignore[misc]
         trace = TraceRecorder(sink, redact=self.redact)
         result = TaskResult(task_id=task_id, task=task, planner=self.planner.name, model=self.model_name)

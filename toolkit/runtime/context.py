@@ -13,6 +13,7 @@ from typing import Any, Callable
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.executor import Executor
 from toolkit.runtime.llm.base import Backend
+from toolkit.runtime.llm.parsing import clean_text
 from toolkit.runtime.trace import TraceRecorder
 from toolkit.types import LLMRequest, LLMResponse, Observation, Step, ToolCall, ToolSpec, Usage
 
@@ -48,6 +49,7 @@ class RunContext:
         self, request: LLMRequest, *, step: int | None = None, node: str | None = None, parent: str | None = None
     ) -> LLMResponse:
         response = await self.backend.generate(request)
+        response.text = clean_text(response.text)  # lone surrogates would break every JSON dump later
         if self.redact is not None and response.text:
             response.text = self.redact(response.text)
         self.usage = self.usage + response.usage

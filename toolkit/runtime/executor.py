@@ -15,6 +15,7 @@ from jsonschema import Draft202012Validator
 
 from toolkit.bindings import ToolContext, ToolInputError
 from toolkit.registry import ResolvedAction, ToolRegistry, UnavailableToolError, UnknownToolError
+from toolkit.runtime.llm.parsing import clean_text
 from toolkit.types import ErrorCode, Observation, ToolCall
 
 # Decides whether a call may run: True runs it; False (or a string, the reason) refuses it.
@@ -144,10 +145,12 @@ class Executor:
             await asyncio.sleep(self.retry_backoff_s * attempt)
 
     def _success(self, call: ToolCall, content: Any, started: float, attempts: int) -> Observation:
-        raw = render_content(content)
+        rendered = render_content(content)
+        raw = clean_text(rendered)
         text = self.redact(raw)
-        if text != raw:
-            content = text  # a secret was in the structure too: keep only the redacted text
+        if text != rendered:
+            # a secret or a lone surrogate was in the structure too: keep only the clean text
+            content = text
         truncated = len(text) > self.max_output_chars
         if truncated:
             total = len(text)
