@@ -83,6 +83,15 @@ async def test_tool_call(proxy):
     assert [t["function"]["name"] for t in sent["tools"]] == ["math__add", "math__calculate"]
     assert sent["tool_choice"] == {"type": "function", "function": {"name": "math__add"}}
     assert sent["model"] == "smollm2" and sent["parallel_tool_calls"] is True
+    # the conversation goes on: the call and its result are sent back in the server's format
+    followup = ask("Add 2 and 3.", max_tokens=8, tools=[ADD])
+    followup.messages += [
+        Message(role="assistant", tool_calls=response.tool_calls),
+        Message(role="tool", content="5", tool_call_id=response.tool_calls[0].id, name="math.add"),
+    ]
+    answer = await backend_for(proxy.url).generate(followup)
+    assert proxy.posts[-1].status == 200 and answer.finish_reason in ("stop", "length", "tool_calls")
+    assert proxy.posts[-1].body["messages"][1]["tool_calls"][0]["function"]["name"] == "math__add"
 
 
 async def test_structured_output_json_schema(proxy):
@@ -193,3 +202,12 @@ async def test_model_strings(llama_server, monkeypatch):
         load_backend("openai:gpt-4o")
     with pytest.raises(BackendError, match="server must be one of"):
         load_backend(f"openai:m@{llama_server.base_url}", server="tgi")
+
+
+async def test_a_request_the_server_cannot_validate_is_not_retried(proxy):
+    backend = backend_for(proxy.url)
+    bad = ask("hi", max_tokens=4)
+    bad.sampling.top_p = 7.0  # out of range for the server
+    with pytest.raises(BackendError, match="rejected the request") as info:
+        await backend.generate(bad)
+    assert not isinstance(info.value, ServerUnavailableError) and len(proxy.posts) == 1

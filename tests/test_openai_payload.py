@@ -42,7 +42,7 @@ def test_tools_messages_and_stream_fields():
     body = build_body(LLMRequest(messages=history, tools=[CALC], tool_choice="required", parallel_tool_calls=False), "m", "openai", stream=True)
     assert body["tools"][0]["function"]["name"] == "math__calculate" and body["tool_choice"] == "required"
     assert body["parallel_tool_calls"] is False and body["stream_options"] == {"include_usage": True}
-    assert body["messages"][1] == {"role": "assistant", "content": None, "tool_calls": [
+    assert body["messages"][1] == {"role": "assistant", "content": "", "tool_calls": [
         {"id": "c1", "type": "function", "function": {"name": "math__calculate", "arguments": '{"expression": "2+2"}'}}]}
     assert body["messages"][2] == {"role": "tool", "tool_call_id": "c1", "content": "4"}
     assert "tools" not in build_body(req(tools=[CALC], constraint=Constraint(kind="choice", choices=["a"])), "m", "openai", stream=False)

@@ -173,7 +173,7 @@ class OpenAIBackend:
                 await response.aclose()
                 if body is not None and self._refused_response_format(response, body):
                     raise _ConstraintRejected(_error_detail(response))
-                if response.status_code not in RETRY_STATUS:
+                if response.status_code not in RETRY_STATUS or _is_request_error(response):
                     raise self._fail(response, url)
                 last = f"HTTP {response.status_code}: {_error_detail(response)}"
             if attempt < self.max_retries:
@@ -267,6 +267,12 @@ class OpenAIBackend:
         client, self._client = self._client, None
         if client is not None and self._client_loop is asyncio.get_running_loop():
             await client.aclose()
+
+
+def _is_request_error(response: httpx.Response) -> bool:
+    """A 5xx that is really the request's fault (llama-cpp-python's server answers 500 to a body
+    that fails its validation): retrying the same body can't help."""
+    return response.status_code == 500 and "validation error" in _error_detail(response).lower()
 
 
 def _error_detail(response: httpx.Response) -> str:

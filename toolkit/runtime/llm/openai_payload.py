@@ -40,7 +40,7 @@ def message_to_openai(m: Message) -> dict[str, Any]:
         return {"role": "user", "content": m.content}  # a tool message without a call id is orphaned
     out: dict[str, Any] = {"role": m.role, "content": m.content}
     if m.role == "assistant" and m.tool_calls:
-        out["content"] = m.content or None
+        # "" rather than null: OpenAI and vLLM take either, llama-cpp-python's server only a string
         out["tool_calls"] = [
             {
                 "id": c.id,
