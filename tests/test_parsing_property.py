@@ -11,8 +11,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from toolkit.runtime.llm.openai_payload import StreamAssembler, response_from_body
 from toolkit.runtime.llm.parsing import ParsedOutput, parse_model_output, parse_native_calls
-from toolkit.types import ToolSpec
+from toolkit.types import LLMRequest, Message, Timings, ToolSpec
 
 TOOLS = [
     ToolSpec(
@@ -145,3 +146,35 @@ def test_any_structured_calls_become_calls_or_an_error(raw: object, text: str) -
     parsed = parse_native_calls(raw, TOOLS, text=text)  # type: ignore[arg-type]
     check(parsed)
     assert parsed.calls or parsed.error or raw == []
+
+
+# what a server may send back: bodies and stream chunks of the right, almost-right and wrong shapes
+messages = st.fixed_dictionaries(
+    {},
+    optional={"content": st.none() | st.text(any_char, max_size=80) | adversarial | json_values,
+              "tool_calls": st.lists(good_calls | call_objects() | json_values, max_size=3) | json_values,
+              "function_call": call_objects() | json_values},
+)
+bodies = st.fixed_dictionaries(
+    {},
+    optional={"choices": st.lists(st.fixed_dictionaries({}, optional={"message": messages | json_values,
+                                                                        "finish_reason": json_scalars}), max_size=2) | json_values,
+              "usage": st.dictionaries(st.sampled_from(["prompt_tokens", "completion_tokens", "prompt_tokens_details"]), json_values)
+              | json_values,
+              "timings": json_values},
+) | json_values
+REQUEST = LLMRequest(messages=[Message(role="user", content="task")], tools=TOOLS)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=bodies, chunks=st.lists(bodies, max_size=6))
+def test_any_server_reply_becomes_a_response(body: object, chunks: list) -> None:
+    response = response_from_body(REQUEST, "openai", body, Timings(total_s=1.0))
+    check(ParsedOutput(response.text, response.tool_calls, response.parse_error))
+    response.model_dump_json()
+    assembler = StreamAssembler()
+    for chunk in chunks:
+        if isinstance(chunk, dict):
+            assembler.add(chunk)
+    streamed = assembler.response(REQUEST, "openai", Timings(total_s=1.0, ttft_s=0.5))
+    check(ParsedOutput(streamed.text, streamed.tool_calls, streamed.parse_error))

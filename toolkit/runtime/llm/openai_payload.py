@@ -114,14 +114,18 @@ def build_body(request: LLMRequest, model: str, server: Server, *, stream: bool,
 # --- response -> LLMResponse ----------------------------------------------------------------
 
 
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 def _usage(raw: Any) -> Usage:
     if not isinstance(raw, dict):
         return Usage()
-    details = raw.get("prompt_tokens_details") or {}
+    details = raw.get("prompt_tokens_details")
     return Usage(
-        prompt_tokens=int(raw.get("prompt_tokens") or 0),
-        completion_tokens=int(raw.get("completion_tokens") or 0),
-        cached_tokens=int((details.get("cached_tokens") if isinstance(details, dict) else 0) or 0),
+        prompt_tokens=_count(raw.get("prompt_tokens")),
+        completion_tokens=_count(raw.get("completion_tokens")),
+        cached_tokens=_count(details.get("cached_tokens")) if isinstance(details, dict) else 0,
     )
 
 
@@ -181,6 +185,18 @@ def to_response(
 
 
 def response_from_body(request: LLMRequest, server: Server, body: Any, timings: Timings) -> LLMResponse:
+    """A chat-completion body -> LLMResponse; a body of the wrong shape is a parse_error, not a crash."""
+    try:
+        return _response_from_body(request, server, body, timings)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        return LLMResponse(
+            finish_reason="error",
+            parse_error=f"the server's reply has an unexpected shape ({type(exc).__name__}: {str(exc)[:120]})",
+            timings=timings,
+        )
+
+
+def _response_from_body(request: LLMRequest, server: Server, body: Any, timings: Timings) -> LLMResponse:
     choices = body.get("choices") if isinstance(body, dict) else None
     if not choices or not isinstance(choices[0], dict):
         return LLMResponse(finish_reason="error", parse_error=f"the server's reply has no choices: {str(body)[:200]}", timings=timings)
@@ -188,8 +204,11 @@ def response_from_body(request: LLMRequest, server: Server, body: Any, timings: 
     usage = _usage(body.get("usage"))
     server_timings = body.get("timings")  # llama.cpp's own server reports prefill and decode speed
     if isinstance(server_timings, dict):
-        timings.prefill_s = (server_timings.get("prompt_ms") or 0) / 1000 or None
-        timings.decode_tokens_per_s = server_timings.get("predicted_per_second") or timings.decode_tokens_per_s
+        prompt_ms, per_second = server_timings.get("prompt_ms"), server_timings.get("predicted_per_second")
+        if isinstance(prompt_ms, (int, float)) and prompt_ms > 0:
+            timings.prefill_s = prompt_ms / 1000
+        if isinstance(per_second, (int, float)) and per_second > 0:
+            timings.decode_tokens_per_s = float(per_second)
     elif usage.completion_tokens and timings.total_s > 0:
         timings.decode_tokens_per_s = usage.completion_tokens / timings.total_s  # a lower bound: includes prefill
     calls = message.get("tool_calls") or []
@@ -209,7 +228,14 @@ class StreamAssembler:
     chunks_with_tokens: int = 0
 
     def add(self, chunk: dict[str, Any]) -> bool:
-        """Take one decoded chunk; True when it carried generated tokens (for time to first token)."""
+        """Take one decoded chunk; True when it carried generated tokens (for time to first token).
+        A chunk of the wrong shape is skipped."""
+        try:
+            return self._add(chunk)
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError):
+            return False
+
+    def _add(self, chunk: dict[str, Any]) -> bool:
         if isinstance(chunk.get("usage"), dict):
             self.usage = _usage(chunk["usage"])
         got_tokens = False
