@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,7 +22,12 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 60.0)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}: {process.stderr.read() if process.stderr else ''}")
+            log = getattr(process, "stderr_log", None)
+            tail = ""
+            if log is not None:
+                log.seek(0)
+                tail = log.read()[-2000:]
+            raise RuntimeError(f"server exited with {process.returncode}: {tail}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
@@ -32,7 +38,10 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 60.0)
 
 def start_http_server(args: list[str], port: int, env: dict[str, str] | None = None, cwd: str | None = None) -> subprocess.Popen:
     """Start a server subprocess listening on 127.0.0.1:port and wait until it accepts connections."""
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+    # stderr to a file, not a pipe: a pipe nobody reads would block a chatty server once full
+    log = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, text=True, env=env, cwd=cwd)
+    process.stderr_log = log  # type: ignore[attr-defined]
     try:
         wait_for_port(port, process)
     except Exception:
