@@ -46,11 +46,18 @@ TOOLS = "math.calculate"
 JSON_ERRORS = ("not valid JSON", "JSON is incomplete", 'must be an object with a "steps" list')
 
 
+CUT_OFF = "ran past"  # the planner stopped a step that never closed; its complete steps were kept
+
+
 def plan_outcome(trace: list[TraceEvent]) -> tuple[bool, list[int]]:
     """(every plan of the run parsed, step counts of its plans) from a task's trace."""
     plans = [e for e in trace if e.kind == "plan" and (e.text or "").startswith("dag plan:")]
     parsed = bool(plans) and not any(marker in (e.text or "") for e in plans for marker in JSON_ERRORS)
     return parsed, [len(e.plan or []) for e in plans]
+
+
+def was_cut_off(trace: list[TraceEvent]) -> bool:
+    return any(e.kind == "plan" and CUT_OFF in (e.text or "") for e in trace)
 
 
 async def run_in_process(tasks: list[str], model: str, max_replans: int) -> list[dict]:
@@ -65,7 +72,7 @@ async def run_in_process(tasks: list[str], model: str, max_replans: int) -> list
             started = time.perf_counter()
             result = await agent.arun(task)
             parsed, steps = plan_outcome(result.trace)
-            rows.append({"task": task, "parsed": parsed, "steps": steps, "status": result.status, "answer": result.answer, "s": time.perf_counter() - started})
+            rows.append({"task": task, "parsed": parsed, "cut": was_cut_off(result.trace), "steps": steps, "status": result.status, "answer": result.answer, "s": time.perf_counter() - started})
             show(len(rows), rows[-1])
     finally:
         await agent.aclose()
@@ -87,15 +94,17 @@ def run_cli(tasks: list[str], model: str) -> list[dict]:
             rows.append({"task": task, "parsed": False, "steps": [], "status": f"exit {out.returncode}", "answer": out.stderr[-200:], "s": time.perf_counter() - started})
             show(len(rows), rows[-1])
             continue
-        parsed, steps = plan_outcome([TraceEvent.model_validate(e) for e in data["trace"]])
-        rows.append({"task": task, "parsed": parsed, "steps": steps, "status": data["status"], "answer": data.get("answer"), "s": time.perf_counter() - started})
+        trace = [TraceEvent.model_validate(e) for e in data["trace"]]
+        parsed, steps = plan_outcome(trace)
+        rows.append({"task": task, "parsed": parsed, "cut": was_cut_off(trace), "steps": steps, "status": data["status"], "answer": data.get("answer"), "s": time.perf_counter() - started})
         show(len(rows), rows[-1])
     return rows
 
 
 def show(i: int, row: dict) -> None:
     answer = " ".join(str(row["answer"] or "").split())[:60]
-    print(f"{i:2d}. plan {'parsed' if row['parsed'] else 'NOT PARSED'}  steps={row['steps']}  {row['status']:>9}  {row['s']:6.1f} s  {row['task'][:45]!r} -> {answer!r}", flush=True)
+    outcome = ("parsed (cut off)" if row.get("cut") else "parsed") if row["parsed"] else "NOT PARSED"
+    print(f"{i:2d}. plan {outcome}  steps={row['steps']}  {row['status']:>9}  {row['s']:6.1f} s  {row['task'][:45]!r} -> {answer!r}", flush=True)
 
 
 def main() -> None:
@@ -108,7 +117,9 @@ def main() -> None:
     tasks = TASKS[: args.n]
     rows = run_cli(tasks, args.model) if args.cli else asyncio.run(run_in_process(tasks, args.model, args.max_replans))
     ok = sum(r["parsed"] for r in rows)
-    print(f"plans parsed: {ok}/{len(rows)} runs ({'cli' if args.cli else 'in-process'}, {args.model})")
+    cut = sum(r["parsed"] and r.get("cut", False) for r in rows)
+    print(f"plans parsed: {ok}/{len(rows)} runs ({'cli' if args.cli else 'in-process'}, {args.model}); "
+          f"{cut} of them after the planner cut off a step that never closed (its complete steps kept)")
 
 
 if __name__ == "__main__":

@@ -282,3 +282,12 @@ def test_a_decision_cut_off_by_the_token_limit_keeps_its_content():
     truncated = {"text": '{"action": "answer", "content": "The answer is 42.00000000'}
     result, _ = run([{"text": plan_text(step(1, "add", {"a": 40, "b": 2}))}, truncated])
     assert result.answer == "The answer is 42.00000000"
+
+
+def test_a_step_that_never_closes_is_cut_off_and_the_rest_of_the_plan_runs():
+    runaway = '{"steps": [' + json.dumps(step(1, "lookup", {"key": "a"})) + ', {"id": 2, "action": "echo", "arguments": {"text": "' + "la " * 400
+    result, backend = run([{"text": runaway, "chunk_chars": 50}, answer("a")], options={"max_step_chars": 300})
+    assert result.answer == "a" and list(SPANS) == ["a"]
+    assert any(e.kind == "plan" and "ran past 300 characters" in (e.text or "") for e in result.trace)
+    assert json.loads(backend.requests[1].messages[2].content) == {"steps": [step(1, "lookup", {"key": "a"})]}
+    assert "Plan errors:" in backend.requests[1].messages[-1].content

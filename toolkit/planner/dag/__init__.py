@@ -55,6 +55,7 @@ class DagPlanner:
         plan_max_tokens: int = 1024,
         join_max_tokens: int = 384,
         plan_thought: bool = False,
+        max_step_chars: int = 600,
         tool_k: int | None = None,
         few_shot: bool = False,
     ):
@@ -67,6 +68,7 @@ class DagPlanner:
         self.tool_k = tool_k
         self.few_shot = few_shot
         self.plan_thought = plan_thought
+        self.max_step_chars = max_step_chars  # a streamed step longer than this is a runaway: stop
 
     async def run(self, ctx: RunContext) -> str:
         tools = offered_tools(ctx.task, ctx.tools, self.tool_k)
@@ -121,9 +123,9 @@ class DagPlanner:
             text = _calls_as_plan(calls)  # a backend that answered with native calls: independent steps
             for raw in parser.feed(text):
                 scheduler.add(raw)
-        if scheduler.repeated:
-            # the model was cut off in a loop: the plan is the steps accepted so far, as valid JSON
-            # (it goes back into the conversation), and the cut is not a parse error
+        if scheduler.repeated or scheduler.cut_off:
+            # the model was cut off (a loop, or a step that never closes): the plan is the steps
+            # accepted so far, as valid JSON (it goes back into the conversation)
             steps = [s.step.model_dump() for s in scheduler.ordered() if s.step.id not in scheduler.dropped]
             return "", json.dumps({"steps": steps})
         thought, raws, error = parser.finish()
@@ -148,6 +150,12 @@ class DagPlanner:
                     scheduler.add(raw)
                 if scheduler.repeated:  # the plan loops: stop decoding it
                     ctx.emit("plan", step=step, text="stopped the plan: a step repeated an earlier one")
+                    break
+                if parser.open_chars > self.max_step_chars:  # e.g. a string the model never closes
+                    message = f"step #{len(parser.raw_steps) + 1} ran past {self.max_step_chars} characters without closing; the plan was cut off before it"
+                    scheduler.errors.append(PlanError(message=message))
+                    scheduler.cut_off = True
+                    ctx.emit("plan", step=step, text=f"stopped the plan: {message}")
                     break
         finally:
             await stream.aclose()  # a stopped stream cancels the backend's decoding

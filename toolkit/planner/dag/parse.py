@@ -38,6 +38,11 @@ class PlanStreamParser:
             return []
         return self._scan()
 
+    @property
+    def open_chars(self) -> int:
+        """Characters of the step being written (0 between steps): how long a step has been open."""
+        return len(self.text) - self._item_start if self._depth > 0 and self._item_start >= 0 else 0
+
     def _find_array(self) -> bool:
         stripped = _FENCE.sub("", self.text.lstrip())
         if stripped.startswith("["):

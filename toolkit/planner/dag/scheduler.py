@@ -42,6 +42,7 @@ class StepScheduler:
     failed_raw: list[Observation] = field(default_factory=list)  # steps that never became PlanSteps
     repeated: bool = False  # a step repeated an earlier one: the plan is looping
     dropped: set[int] = field(default_factory=set)  # ids of the repeated steps
+    cut_off: bool = False  # the planner stopped the plan's generation (a runaway step)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _count: int = 0
 
