@@ -136,7 +136,10 @@ class LlamaCppBackend:
                 if not future.done():
                     future.set_result(result)
 
-            loop.call_soon_threadsafe(settle)
+            try:
+                loop.call_soon_threadsafe(settle)
+            except RuntimeError:  # the caller's event loop is gone (asyncio.run ended): nobody waits
+                pass
 
         job.on_done = deliver
         self.engine.submit(job)

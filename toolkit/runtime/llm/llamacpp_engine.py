@@ -57,10 +57,12 @@ PREFIX_WAIT_MIN = 32  # wait for an in-flight prefill only when it shares this m
 class EngineConfig:
     n_ctx: int = 16384  # KV cells shared by all sequences
     n_batch: int = 512  # tokens per llama_decode call
+    n_ubatch: int = 48  # tokens per graph compute; < 64 keeps every row on one attention kernel (below)
     max_sequences: int = 8  # slots (sequence ids); also the most requests decoded together
     batching: bool = True  # False: one request at a time (the serial baseline)
     n_threads: int = 0  # 0: all cores
     flash_attn: bool = True  # sequential attention accumulation: batched == serial results
+    repack: bool = False  # ggml's repacked weight kernels (Q4_0/Q4_K/IQ4_NL) differ for 1-3 vs 4+ rows
     seed: int = 0
 
 
@@ -134,6 +136,7 @@ class LlamaEngine:
             _llama_logger.setLevel(logging.ERROR)
         llama_cpp.llama_backend_init()
         mparams = llama_cpp.llama_model_default_params()
+        mparams.use_extra_bufts = cfg.repack
         self.model = llama_cpp.llama_model_load_from_file(str(model_path).encode(), mparams)
         if not self.model:
             raise ValueError(f"llama.cpp could not load {model_path}")
@@ -142,8 +145,9 @@ class LlamaEngine:
         self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(self.model)
         cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = min(cfg.n_ctx, self.n_ctx_train)  # unified KV: one sequence may use it all
-        cparams.n_batch = cparams.n_ubatch = cfg.n_batch
-        cparams.n_seq_max = cfg.max_sequences
+        cparams.n_batch = cfg.n_batch
+        cparams.n_ubatch = min(cfg.n_ubatch, cfg.n_batch)
+        cparams.n_seq_max = cfg.max_sequences + 1  # + the scratch sequence (see _step)
         threads = cfg.n_threads or os.cpu_count() or 1
         cparams.n_threads = cparams.n_threads_batch = threads
         cparams.flash_attn_type = (
@@ -157,6 +161,8 @@ class LlamaEngine:
             llama_cpp.llama_model_free(self.model)
             raise ValueError("llama.cpp could not create a context")
         self.n_ctx = llama_cpp.llama_n_ctx(self.ctx)
+        self.n_ubatch = min(cfg.n_ubatch, cfg.n_batch)
+        self.scratch_seq = cfg.max_sequences
         self.memory = llama_cpp.llama_get_memory(self.ctx)
         self.batch = llama_cpp.llama_batch_init(cfg.n_batch, 0, 1)
         self.scratch = VocabScratch(self.n_vocab)
@@ -351,7 +357,13 @@ class LlamaEngine:
         self._active.append(active)
 
     def _step(self) -> None:
-        b, budget = self.batch, self.config.n_batch
+        # Same numbers batched or not. ggml's CPU flash attention has three kernels: a tiled one
+        # for ubatches of >= 64 query rows, a KV-split one for a single row over >= 512 cells,
+        # and a row-by-row one that walks the KV cells in order, skipping masked cells, so a
+        # row's result doesn't depend on what else is in the batch or where its cells sit. We
+        # keep every row on the last: ubatches of < 64 rows (n_ubatch), and a ubatch is never a
+        # single row: a throwaway token in the scratch sequence pads it to two.
+        b, budget = self.batch, self.config.n_batch - 1
         b.n_tokens = 0
         outputs: list[tuple[int, _Active, int]] = []  # (batch index, request, position)
         chunks: list[tuple[_Active, int]] = []  # prompt tokens evaluated this step, per request
@@ -384,7 +396,15 @@ class LlamaEngine:
             chunks.append((a, take))
         if b.n_tokens == 0:
             return
+        padded = b.n_tokens % self.n_ubatch == 1
+        if padded:
+            i = b.n_tokens
+            b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = b.token[0], 0, 1, False
+            b.seq_id[i][0] = self.scratch_seq
+            b.n_tokens = i + 1
         rc = llama_cpp.llama_decode(self.ctx, b)
+        if padded:
+            llama_cpp.llama_memory_seq_rm(self.memory, self.scratch_seq, -1, -1)
         if rc != 0:
             raise RuntimeError(f"llama_decode returned {rc}")
         self.decode_calls += 1

@@ -30,7 +30,7 @@ FINAL_SCHEMA: dict[str, Any] = {
 }
 CALL_PREFIX = '{"name": "'  # the reply starts here; the model writes the name after it
 ARGS_INFIX = ', "arguments": '  # written after the name's closing quote
-MAX_EXAMPLES_PER_TOOL = 2
+MAX_EXAMPLES_PER_TOOL = 1  # per tool (`math`), not per action: long example lists drown small models
 
 # Used when the GGUF has no chat template: Gemma's turn format for the gemma family (the same as
 # Google's template: the system text is prefixed to the first user turn), else ChatML.
@@ -70,12 +70,15 @@ def tool_block(tools: list[ToolSpec], system_text: str) -> str:
         lines.append("Tools:")
         for spec in tools:
             lines.append(f"- {spec.name}: {spec.description.strip()} Arguments: {_schema_text(spec)}")
-    examples = []
+    examples: list[str] = []
+    per_tool: dict[str, int] = {}
     for spec in tools:
-        for ex in spec.examples[:MAX_EXAMPLES_PER_TOOL]:
+        tool = spec.name.split(".", 1)[0]
+        for ex in spec.examples:
             task, args = ex.get("task"), ex.get("arguments")
-            if isinstance(task, str) and isinstance(args, dict):
+            if per_tool.get(tool, 0) < MAX_EXAMPLES_PER_TOOL and isinstance(task, str) and isinstance(args, dict):
                 examples.append(f"Task: {task}\nReply: {call_json(spec.name, args)}")
+                per_tool[tool] = per_tool.get(tool, 0) + 1
     if examples:
         lines.append("Examples:")
         lines.extend(examples)
