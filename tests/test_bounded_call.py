@@ -15,6 +15,7 @@ def test_result_and_errors_cross_the_process_boundary():
         call_in_process("json:dumps", {"nope": 1}, time_limit_s=30)
 
 
+@pytest.mark.slow  # two cold workers (a sympy import each) on a busy machine
 def test_a_call_past_its_limit_is_killed_and_the_pool_recovers():
     pool = WorkerPool(preload=("toolkit.tools.math",))
     slow = {"expression": "integrate(exp(sin(x)**3)*x**5*log(x)**2, x)"}  # sympy works on this for minutes
