@@ -36,18 +36,29 @@ from toolkit.runtime.llm.llamacpp_prompt import (
     ARGS_INFIX,
     CALL_PREFIX,
     FINAL_ANSWER,
-    FINAL_SCHEMA,
+    FINAL_GRAMMAR,
     ChatRenderer,
     chat_messages,
 )
 from toolkit.runtime.llm.models import ModelFile, resolve_model
 from toolkit.runtime.llm.parsing import parse_native_calls
-from toolkit.types import LLMRequest, LLMResponse, Timings, Usage
+from toolkit.types import LLMRequest, LLMResponse, Timings, ToolCall, Usage
 
 
 def _env_flag(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     return default if value is None else value.strip().lower() not in ("0", "false", "no", "off")
+
+
+def _signature(call: ToolCall) -> str:
+    return call.name + json.dumps(call.arguments, sort_keys=True, ensure_ascii=False)
+
+
+def _previous_calls(request: LLMRequest) -> set[str]:
+    """Calls already made in this conversation whose results it shows."""
+    answered = {m.tool_call_id for m in request.messages if m.role == "tool"}
+    return {_signature(c) for m in request.messages if m.role == "assistant" for c in m.tool_calls
+            if c.id in answered or not answered}
 
 
 class LlamaCppBackend:
@@ -169,7 +180,7 @@ class LlamaCppBackend:
             else:
                 results = [await self.run_job(self._job(request, self.prompt_tokens(request, with_tools=False)))]
                 response = LLMResponse(text=results[0].text)
-        except BackendError as exc:
+        except (BackendError, ValueError) as exc:  # ValueError: the chat template refused the messages
             return LLMResponse(finish_reason="error", parse_error=str(exc))
         return self._account(response, results, started)
 
@@ -271,15 +282,27 @@ class LlamaCppBackend:
             name, chosen = first.text, first.tokens
         if name not in options:
             return LLMResponse(text=name, parse_error=f"the action choice was cut off ({name!r})"), results
-        # stage 2: the arguments, continuing the same sequence
-        schema = FINAL_SCHEMA if name == FINAL_ANSWER else next(t.parameters for t in request.tools if t.name == name)
-        grammar, _ = self.grammars.for_schema(schema)
+        response = await self._arguments(request, prompt + chosen, name, results)
+        if (
+            response.tool_calls
+            and FINAL_ANSWER in options
+            and _signature(response.tool_calls[0]) in _previous_calls(request)
+        ):
+            # Small models tend to repeat the call whose result they were just shown. The same
+            # call gives the same result, so the useful next move is the answer.
+            response = await self._arguments(request, prompt + self.continuation(FINAL_ANSWER + '"'), FINAL_ANSWER, results)
+        return response, results
+
+    async def _arguments(self, request: LLMRequest, prefix: list[int], name: str, results: list[JobResult]) -> LLMResponse:
+        """Stage 2: the arguments of `name` after `prefix` (the prompt up to the name's closing quote)."""
+        if name == FINAL_ANSWER:
+            grammar = FINAL_GRAMMAR
+        else:
+            grammar, _ = self.grammars.for_schema(next(t.parameters for t in request.tools if t.name == name))
         budget = max(request.sampling.max_tokens - sum(len(r.tokens) for r in results), 16)
         second = await self.run_job(
-            self._job(
-                request, prompt + chosen + self.continuation(ARGS_INFIX),
-                grammar=grammar, stop_at_json_end=True, stop=(), max_tokens=budget,
-            )
+            self._job(request, prefix + self.continuation(ARGS_INFIX), grammar=grammar, stop_at_json_end=True,
+                      stop=(), max_tokens=budget)
         )
         results.append(second)
         try:
@@ -289,12 +312,11 @@ class LlamaCppBackend:
             return LLMResponse(
                 text=second.text, finish_reason="length" if second.finish_reason == "length" else "error",
                 parse_error=f"the arguments of {name} were not complete JSON ({reason})",
-            ), results
+            )
         if name == FINAL_ANSWER:
             answer = arguments.get("answer") if isinstance(arguments, dict) else None
-            return LLMResponse(text=answer if isinstance(answer, str) else json.dumps(arguments)), results
-        parsed = parse_native_calls([{"name": name, "arguments": arguments}], request.tools)
-        return parsed.to_response(), results
+            return LLMResponse(text=answer if isinstance(answer, str) else json.dumps(arguments))
+        return parse_native_calls([{"name": name, "arguments": arguments}], request.tools).to_response()
 
     # --- accounting --------------------------------------------------------------------------
 

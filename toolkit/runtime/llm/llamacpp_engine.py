@@ -8,13 +8,11 @@ that finishes frees its sequence; a waiting one joins at the next step. This is 
 server does with its slots (tools/server/server-context.cpp), and examples/batched with a fixed
 set of sequences.
 
-Slots and the KV cache. The cache is unified (`kv_unified`): a cell can belong to several
-sequences, so `llama_memory_seq_cp` shares a prefix between sequences without copying data.
-Each slot (sequence id) remembers the tokens whose KV it holds. A new request takes the free slot
-with the longest common prefix and keeps that prefix (the next step of the same agent), or copies
-the longest prefix any slot holds (another agent with the same system prompt and tool docs). A
-request whose prefix another request is still evaluating waits for it, so a shared prefix is
-evaluated once even when N agents arrive together.
+Slots and the KV cache (llamacpp_slots.py): the cache is unified (`kv_unified`), so a prefix
+cached in one sequence is shared with another by tagging its cells (`llama_memory_seq_cp`), the
+next step of an agent starts from the KV of the previous one, and N agents with the same system
+prompt and tool docs share it. A request whose prefix another request is still evaluating waits
+for it, so a shared prefix is evaluated once even when N agents arrive together.
 
 `batching=False` runs one request at a time through the same code (the serial baseline).
 """
@@ -24,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -40,6 +39,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import llama_cpp  # noqa: E402
 from llama_cpp._logger import logger as _llama_logger
 
+from toolkit.runtime.llm.llamacpp_slots import Slot, SlotTable, common_prefix
 from toolkit.runtime.llm.llamacpp_sampling import (
     GrammarError,
     JsonEndDetector,
@@ -50,6 +50,13 @@ from toolkit.runtime.llm.llamacpp_sampling import (
 )
 
 log = logging.getLogger(__name__)
+
+
+@llama_cpp.llama_log_callback
+def _errors_only(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    # llama.cpp's load-time chatter (warnings included) would land in the middle of CLI output
+    if level == 3 or _llama_logger.level and _llama_logger.level <= logging.DEBUG:
+        sys.stderr.write(text.decode("utf-8", errors="replace"))
 PREFIX_WAIT_MIN = 32  # wait for an in-flight prefill only when it shares this many more tokens
 
 
@@ -58,7 +65,8 @@ class EngineConfig:
     n_ctx: int = 16384  # KV cells shared by all sequences
     n_batch: int = 512  # tokens per llama_decode call
     n_ubatch: int = 48  # tokens per graph compute; < 64 keeps every row on one attention kernel (below)
-    max_sequences: int = 8  # slots (sequence ids); also the most requests decoded together
+    max_sequences: int = 8  # the most requests decoded together
+    cache_slots: int = 0  # sequences kept for cached prefixes (0: 2 x max_sequences), see llamacpp_slots
     batching: bool = True  # False: one request at a time (the serial baseline)
     n_threads: int = 0  # 0: all cores
     flash_attn: bool = True  # sequential attention accumulation: batched == serial results
@@ -100,17 +108,9 @@ class Job:
 
 
 @dataclass(eq=False)
-class _Slot:
-    seq: int
-    tokens: list[int] = field(default_factory=list)  # tokens whose KV this sequence holds
-    busy: bool = False
-    last_used: float = 0.0
-
-
-@dataclass(eq=False)
 class _Active:
     job: Job
-    slot: _Slot
+    slot: Slot
     result: JobResult
     selector: TokenSelector | None = None
     n_done: int = 0  # prompt tokens in the KV cache
@@ -120,20 +120,12 @@ class _Active:
     json_end: JsonEndDetector | None = None
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    if n == 0:
-        return 0
-    x, y = np.asarray(a[:n]), np.asarray(b[:n])
-    diff = np.flatnonzero(x != y)
-    return int(diff[0]) if diff.size else n
-
-
 class LlamaEngine:
     def __init__(self, model_path: str, config: EngineConfig | None = None, verbose: bool = False):
         self.config = cfg = config or EngineConfig()
         if not verbose:
             _llama_logger.setLevel(logging.ERROR)
+            llama_cpp.llama_log_set(_errors_only, ctypes.c_void_p(0))
         llama_cpp.llama_backend_init()
         mparams = llama_cpp.llama_model_default_params()
         mparams.use_extra_bufts = cfg.repack
@@ -147,7 +139,8 @@ class LlamaEngine:
         cparams.n_ctx = min(cfg.n_ctx, self.n_ctx_train)  # unified KV: one sequence may use it all
         cparams.n_batch = cfg.n_batch
         cparams.n_ubatch = min(cfg.n_ubatch, cfg.n_batch)
-        cparams.n_seq_max = cfg.max_sequences + 1  # + the scratch sequence (see _step)
+        n_slots = max(cfg.cache_slots or 2 * cfg.max_sequences, cfg.max_sequences)
+        cparams.n_seq_max = n_slots + 1  # + the scratch sequence (see _step)
         threads = cfg.n_threads or os.cpu_count() or 1
         cparams.n_threads = cparams.n_threads_batch = threads
         cparams.flash_attn_type = (
@@ -162,11 +155,12 @@ class LlamaEngine:
             raise ValueError("llama.cpp could not create a context")
         self.n_ctx = llama_cpp.llama_n_ctx(self.ctx)
         self.n_ubatch = min(cfg.n_ubatch, cfg.n_batch)
-        self.scratch_seq = cfg.max_sequences
+        self.scratch_seq = n_slots
         self.memory = llama_cpp.llama_get_memory(self.ctx)
         self.batch = llama_cpp.llama_batch_init(cfg.n_batch, 0, 1)
         self.scratch = VocabScratch(self.n_vocab)
-        self.slots = [_Slot(seq=i) for i in range(cfg.max_sequences)]
+        self.table = SlotTable(self.memory, n_slots)
+        self.slots = self.table.slots
         self._active: list[_Active] = []
         self._pending: deque[Job] = deque()
         self._controls: deque[Callable[[], None]] = deque()  # run by the engine thread when idle
@@ -219,9 +213,7 @@ class LlamaEngine:
         done = threading.Event()
 
         def clear() -> None:
-            llama_cpp.llama_memory_clear(self.memory, True)
-            for slot in self.slots:
-                slot.tokens = []
+            self.table.forget_all()
             done.set()
 
         with self._cv:
@@ -279,12 +271,13 @@ class LlamaEngine:
             job.on_done(result)
 
     def _reserved(self) -> int:
-        """KV cells the busy slots will need at most, plus what idle slots hold."""
+        """KV cells the busy slots may need (prompt beyond its cached prefix + max_tokens), plus
+        what idle slots hold."""
         total = 0
         for a in self._active:
-            total += len(a.job.prompt) + (0 if a.job.score_from is not None else a.job.max_tokens)
-        total += sum(len(s.tokens) for s in self.slots if not s.busy)
-        return total
+            total += len(a.job.prompt) - a.result.cached_tokens
+            total += 0 if a.job.score_from is not None else a.job.max_tokens
+        return total + self.table.held_cells()
 
     def _admit(self) -> None:
         limit = self.config.max_sequences if self.config.batching else 1
@@ -298,48 +291,31 @@ class LlamaEngine:
                 self._fail(job, "error", f"the prompt has {len(job.prompt)} tokens; the context holds {self.n_ctx}")
                 continue
             cap = len(job.prompt) - 1 if job.score_from is None else max(job.score_from - 1, 0)
-            holders = [(min(_common_prefix(s.tokens, job.prompt), cap), s) for s in self.slots]
-            best_len, best = max(holders, key=lambda h: (h[0], not h[1].busy))
+            best_len, best = self.table.best_prefix(job.prompt, cap)
             # a request still evaluating a longer shared prefix: wait and copy it when it's done
             waiting = any(
                 a.n_done < len(a.job.prompt)
-                and min(_common_prefix(a.job.prompt, job.prompt), cap) >= max(best_len, a.n_done) + PREFIX_WAIT_MIN
+                and min(common_prefix(a.job.prompt, job.prompt), cap) >= max(best_len, a.n_done) + PREFIX_WAIT_MIN
                 for a in self._active
             )
-            if waiting or not self._fits(job, best_len):
-                deferred.append(job)
-                if not self._active:  # nothing to wait for: it can never fit
-                    deferred.pop()
+            if waiting or not self._fits(job, best, best_len):
+                if self._active:
+                    deferred.append(job)
+                else:  # nothing running that could make room
                     self._fail(job, "error", "the request does not fit in the KV cache")
                 continue
             self._start(job, best, best_len)
         self._pending.extendleft(reversed(deferred))
 
-    def _fits(self, job: Job, reuse: int) -> bool:
+    def _fits(self, job: Job, best: Slot, reuse: int) -> bool:
         need = len(job.prompt) - reuse + (0 if job.score_from is not None else job.max_tokens)
         while self._reserved() + need > self.n_ctx:
-            idle = [s for s in self.slots if not s.busy and s.tokens]
-            if not idle:
-                return not self._active and len(job.prompt) < self.n_ctx  # alone: clamp max_tokens
-            victim = min(idle, key=lambda s: s.last_used)
-            llama_cpp.llama_memory_seq_rm(self.memory, victim.seq, 0, -1)
-            victim.tokens = []
+            if not self.table.evict_one(keep=best if reuse else None):
+                return not self._active and len(job.prompt) < self.n_ctx  # alone: max_tokens is clamped
         return True
 
-    def _start(self, job: Job, best: _Slot, best_len: int) -> None:
-        free = [s for s in self.slots if not s.busy]
-        if not best.busy and best_len > 0:
-            slot, keep = best, best_len
-        else:
-            slot = min(free, key=lambda s: (len(s.tokens) > 0, s.last_used))
-            keep = 0
-        llama_cpp.llama_memory_seq_rm(self.memory, slot.seq, keep, -1)
-        slot.tokens = slot.tokens[:keep]
-        if slot is not best and best_len > 0:
-            llama_cpp.llama_memory_seq_cp(self.memory, best.seq, slot.seq, 0, best_len)
-            slot.tokens = list(job.prompt[:best_len])
-            keep = best_len
-        slot.busy = True
+    def _start(self, job: Job, best: Slot, best_len: int) -> None:
+        slot, keep = self.table.take(job.prompt, best, best_len)
         now = time.perf_counter()
         room = self.n_ctx - len(job.prompt)
         if job.max_tokens > room:

@@ -28,6 +28,12 @@ FINAL_SCHEMA: dict[str, Any] = {
     "properties": {"answer": {"type": "string"}},
     "required": ["answer"],
 }
+# The final answer's arguments, by hand rather than from FINAL_SCHEMA: the answer string is
+# bounded, so a small model that starts repeating itself still closes the JSON in time.
+FINAL_GRAMMAR = r"""
+root ::= "{" " "? "\"answer\"" " "? ":" " "? "\"" char{0,400} "\"" " "? "}"
+char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})
+""".strip()
 CALL_PREFIX = '{"name": "'  # the reply starts here; the model writes the name after it
 ARGS_INFIX = ', "arguments": '  # written after the name's closing quote
 MAX_EXAMPLES_PER_TOOL = 1  # per tool (`math`), not per action: long example lists drown small models
