@@ -23,7 +23,8 @@ root ::= object
 value ::= object | array | string | number | ("true" | "false" | "null") ws
 object ::= "{" ws ( string ":" ws value ("," ws string ":" ws value)* )? "}" ws
 array ::= "[" ws ( value ("," ws value)* )? "]" ws
-string ::= "\"" ( [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4}) )* "\"" ws
+string ::= "\"" char* "\"" ws
+char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})
 number ::= ("-"? ([0-9] | [1-9] [0-9]{0,15})) ("." [0-9]{1,15})? ([eE] [-+]? [0-9]{1,4})? ws
 ws ::= " "?
 """.strip()
@@ -50,6 +51,7 @@ _KEEP = {
     "exclusiveMinimum", "exclusiveMaximum", "$ref", "$defs", "definitions", "minLength", "maxLength",
 }
 _MAX_REPEAT = 16  # larger min/max counts expand into huge nested grammars: drop them
+DEFAULT_MAX_ITEMS = 16  # arrays without maxItems: a looping model must still close the JSON
 _MAX_DEPTH = 24
 
 
@@ -104,6 +106,8 @@ def _sanitize(node: Any, depth: int) -> Any:
     if out.get("type") != "integer":
         for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
             out.pop(key, None)
+    if out.get("type") == "array" and "maxItems" not in out:
+        out["maxItems"] = max(DEFAULT_MAX_ITEMS, out.get("minItems", 0))
     if "properties" in out:
         out["required"] = [r for r in out.get("required", []) if r in out["properties"]]
         out.setdefault("type", "object")
@@ -182,12 +186,42 @@ class GrammarChecker:
                 llama_cpp.llama_sampler_free(sampler)
         return self._ok[grammar]
 
-    def for_schema(self, schema: dict[str, Any] | None) -> tuple[str, bool]:
-        """(grammar, exact): the schema's grammar, or the generic object grammar (exact=False)."""
+    def for_schema(self, schema: dict[str, Any] | None, budget_tokens: int | None = None) -> tuple[str, bool]:
+        """(grammar, exact): the schema's grammar, or the generic object grammar (exact=False).
+
+        With `budget_tokens`, strings without a small maxLength are bounded so that the whole
+        object fits in the budget even when every string runs to its limit: a small model stuck
+        repeating itself inside a string still closes the JSON instead of hitting max_tokens.
+        """
+        cleaned = sanitize_schema(schema)
         try:
-            grammar = schema_to_gbnf(sanitize_schema(schema))
+            grammar = schema_to_gbnf(cleaned)
         except Exception:  # noqa: BLE001 - the converter raises many types on odd schemas
             grammar = ""
-        if grammar and self.parses(grammar):
-            return grammar, True
-        return JSON_OBJECT_GRAMMAR, False
+        exact = bool(grammar) and self.parses(grammar)
+        if not exact:
+            grammar = JSON_OBJECT_GRAMMAR
+        if budget_tokens:
+            slots = max(_string_slots(cleaned, 0) if exact else 8, 1)
+            # ~2 characters per token is a pessimistic rate for the junk a looping model writes
+            limit = max(16, min(400, (budget_tokens * 2 - 64) // slots))
+            bounded = grammar.replace("char*", f"char{{0,{limit}}}")
+            if bounded != grammar and self.parses(bounded):
+                grammar = bounded
+        return grammar, exact
+
+
+def _string_slots(schema: Any, depth: int) -> int:
+    """About how many unbounded strings an instance holds (a string inside an array counts 4)."""
+    if not isinstance(schema, dict) or depth > _MAX_DEPTH:
+        return 0
+    kind = schema.get("type")
+    if kind == "string" or (kind is None and not schema.get("properties") and "enum" not in schema and "const" not in schema):
+        return 1 if "maxLength" not in schema else 0
+    if kind == "array":
+        # counted as at most 4 items: bounding every item for 16 would starve ordinary strings
+        return _string_slots(schema.get("items", {}), depth + 1) * min(int(schema.get("maxItems", 4)), 4)
+    total = sum(_string_slots(v, depth + 1) for v in (schema.get("properties") or {}).values())
+    for key in ("anyOf", "oneOf"):
+        total += max((_string_slots(v, depth + 1) for v in schema.get(key, [])), default=0)
+    return total

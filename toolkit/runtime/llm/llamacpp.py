@@ -245,7 +245,7 @@ class LlamaCppBackend:
         c = request.constraint
         prompt = self.prompt_tokens(request, with_tools=False)
         if c.kind == "json_schema":
-            grammar, _ = self.grammars.for_schema(c.json_schema or {})
+            grammar, _ = self.grammars.for_schema(c.json_schema or {}, budget_tokens=request.sampling.max_tokens)
             return self._job(request, prompt, grammar=grammar, stop_at_json_end=True, stop=())
         if c.kind == "choice":
             if not c.choices:
@@ -295,11 +295,12 @@ class LlamaCppBackend:
 
     async def _arguments(self, request: LLMRequest, prefix: list[int], name: str, results: list[JobResult]) -> LLMResponse:
         """Stage 2: the arguments of `name` after `prefix` (the prompt up to the name's closing quote)."""
+        budget = max(request.sampling.max_tokens - sum(len(r.tokens) for r in results), 16)
         if name == FINAL_ANSWER:
             grammar = FINAL_GRAMMAR
         else:
-            grammar, _ = self.grammars.for_schema(next(t.parameters for t in request.tools if t.name == name))
-        budget = max(request.sampling.max_tokens - sum(len(r.tokens) for r in results), 16)
+            schema = next(t.parameters for t in request.tools if t.name == name)
+            grammar, _ = self.grammars.for_schema(schema, budget_tokens=budget)
         second = await self.run_job(
             self._job(request, prefix + self.continuation(ARGS_INFIX), grammar=grammar, stop_at_json_end=True,
                       stop=(), max_tokens=budget)
