@@ -72,9 +72,10 @@ async def main() -> None:
     parser.add_argument("--tasks", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--levels", default="1,2,4,8")
+    parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: all cores)")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
-    backend = load_backend(args.model, max_sequences=max(levels))
+    backend = load_backend(args.model, max_sequences=max(levels), n_threads=args.threads)
     requests = [
         LLMRequest(messages=[Message(role="system", content=SYSTEM), Message(role="user", content=q)],
                    sampling=Sampling(max_tokens=args.max_tokens, temperature=0.0))

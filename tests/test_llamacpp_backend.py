@@ -146,7 +146,7 @@ def test_shared_prefix_is_reused_across_steps(backend):
                        Message(role="tool", content="<tool_output>9</tool_output>", name="math.calculate")]
     second = ask(backend, step2)
     system_tokens = len(backend.prompt_tokens(LLMRequest(messages=user("")), with_tools=False))
-    assert second.usage.cached_tokens >= first.usage.prompt_tokens - 2 > system_tokens
+    assert second.usage.cached_tokens >= first.usage.prompt_tokens - 8 > system_tokens
 
 
 # --- constraints ----------------------------------------------------------------------------

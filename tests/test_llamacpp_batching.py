@@ -77,7 +77,7 @@ def test_shared_prefix_is_evaluated_once_and_copied(engine_backend):
     shared = len(engine_backend.prompt_tokens(LLMRequest(messages=[Message(role="system", content=SYSTEM)]), with_tools=False))
     copied = [r.usage.cached_tokens for r in results]
     assert sorted(copied)[0] == 0  # the first evaluates it ...
-    assert sum(c >= shared - 8 for c in copied) >= len(TASKS) - 1  # ... the others copy its KV
+    assert sum(c >= shared - 12 for c in copied) >= len(TASKS) - 1  # ... the others copy its KV
 
 
 def test_requests_join_while_others_decode(engine_backend):
