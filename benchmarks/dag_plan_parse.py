@@ -56,6 +56,13 @@ def plan_outcome(trace: list[TraceEvent]) -> tuple[bool, list[int]]:
     return parsed, [len(e.plan or []) for e in plans]
 
 
+def plan_problems(trace: list[TraceEvent]) -> str:
+    """What the planner said about the plans (errors) and what the model wrote, for failed runs."""
+    notes = [e.text for e in trace if e.kind == "plan" and e.text and "errors:" in e.text]
+    outputs = [repr((e.text or "")[:300]) for e in trace if e.kind == "model_call"][:1]
+    return " | ".join(notes + outputs)
+
+
 def was_cut_off(trace: list[TraceEvent]) -> bool:
     return any(e.kind == "plan" and CUT_OFF in (e.text or "") for e in trace)
 
@@ -72,7 +79,7 @@ async def run_in_process(tasks: list[str], model: str, max_replans: int) -> list
             started = time.perf_counter()
             result = await agent.arun(task)
             parsed, steps = plan_outcome(result.trace)
-            rows.append({"task": task, "parsed": parsed, "cut": was_cut_off(result.trace), "steps": steps, "status": result.status, "answer": result.answer, "s": time.perf_counter() - started})
+            rows.append({"task": task, "parsed": parsed, "cut": was_cut_off(result.trace), "steps": steps, "status": result.status, "answer": result.answer, "s": time.perf_counter() - started, "why": "" if parsed else plan_problems(result.trace)})
             show(len(rows), rows[-1])
     finally:
         await agent.aclose()
@@ -96,7 +103,7 @@ def run_cli(tasks: list[str], model: str) -> list[dict]:
             continue
         trace = [TraceEvent.model_validate(e) for e in data["trace"]]
         parsed, steps = plan_outcome(trace)
-        rows.append({"task": task, "parsed": parsed, "cut": was_cut_off(trace), "steps": steps, "status": data["status"], "answer": data.get("answer"), "s": time.perf_counter() - started})
+        rows.append({"task": task, "parsed": parsed, "cut": was_cut_off(trace), "steps": steps, "status": data["status"], "answer": data.get("answer"), "s": time.perf_counter() - started, "why": "" if parsed else plan_problems(trace)})
         show(len(rows), rows[-1])
     return rows
 
@@ -105,6 +112,8 @@ def show(i: int, row: dict) -> None:
     answer = " ".join(str(row["answer"] or "").split())[:60]
     outcome = ("parsed (cut off)" if row.get("cut") else "parsed") if row["parsed"] else "NOT PARSED"
     print(f"{i:2d}. plan {outcome}  steps={row['steps']}  {row['status']:>9}  {row['s']:6.1f} s  {row['task'][:45]!r} -> {answer!r}", flush=True)
+    if row.get("why"):
+        print(f"    why: {row['why']}", flush=True)
 
 
 def main() -> None:
