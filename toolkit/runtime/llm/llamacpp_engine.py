@@ -448,6 +448,8 @@ class LlamaEngine:
             a.pending = None
         a.slot.busy = False
         a.slot.last_used = time.perf_counter()
+        if reason == "error":  # a failed decode may have left cells the slot doesn't know about
+            self.table.clear(a.slot)
         if a.selector is not None:
             a.selector.close()
         r = a.result
