@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-pytestmark = [pytest.mark.llama, pytest.mark.slow]
+pytestmark = [pytest.mark.llama, pytest.mark.slow, pytest.mark.timeout(1800)]  # ~1 min on an idle 2-core machine; much more on a busy one
 
 TASKS = [
     "What is 17 times 23?",
