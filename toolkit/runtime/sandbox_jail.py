@@ -81,11 +81,12 @@ def jail_argv(bwrap: str, workdir: Path, python: str, *, isolate_network: bool) 
     roots = _python_roots(python)
     args = [
         bwrap,
-        *_parent_dirs([Path("/etc/x"), *roots, workdir]),
-        *_system_binds(),
+        # /tmp's tmpfs first: parents made before it (a venv under /tmp, say) would be hidden by it
         "--proc", "/proc",
         "--dev", "/dev",
         "--tmpfs", "/tmp",
+        *_parent_dirs([Path("/etc/x"), *roots, workdir]),
+        *_system_binds(),
         "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
         "--die-with-parent",
         "--new-session",
