@@ -105,6 +105,7 @@ def faulty_url():
 @pytest.mark.parametrize("mode,options", [
     ("500", {"max_retries": 2, "backoff_s": 0.01}),
     ("hang", {"max_retries": 0, "timeout_s": 0.5}),
+    ("cut", {"max_retries": 0, "stream": True}),
 ])
 def test_backend_faults_end_as_an_error_status(faulty_url, mode, options):
     FaultyServer.mode = mode

@@ -241,12 +241,14 @@ class OpenAIBackend:
         response, started = await self._request("POST", "/chat/completions", body, stream=True)
         assembler = StreamAssembler()
         ttft: float | None = None
+        done = False
         try:
             async for line in response.aiter_lines():
                 if not line.startswith("data:"):
                     continue  # comments, event names, keep-alives
                 payload = line[5:].strip()
                 if payload == "[DONE]":
+                    done = True
                     break
                 try:
                     chunk = json.loads(payload)
@@ -260,6 +262,9 @@ class OpenAIBackend:
             raise ServerUnavailableError(f"{self.base_url}: the stream broke ({type(exc).__name__}: {exc})") from None
         finally:
             await response.aclose()
+        if not done and assembler.finish_reason is None:
+            # the connection closed cleanly but mid-answer: a cut reply is not an answer
+            raise ServerUnavailableError(f"{self.base_url}: the stream ended before the reply was finished")
         timings = Timings(total_s=time.perf_counter() - started, ttft_s=ttft)
         return assembler.response(request, self.constraint_dialect, timings)
 
