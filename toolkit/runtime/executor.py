@@ -91,6 +91,8 @@ class Executor:
         )
 
     async def execute_many(self, calls: list[ToolCall], session_id: str = "default") -> list[Observation]:
+        if len(calls) == 1:  # the common case: no task to create and schedule
+            return [await self.execute(calls[0], session_id)]
         return list(await asyncio.gather(*(self.execute(c, session_id) for c in calls)))
 
     async def execute(self, call: ToolCall, session_id: str = "default") -> Observation:
@@ -129,8 +131,10 @@ class Executor:
         while True:
             attempt += 1
             try:
-                content = await asyncio.wait_for(resolved.binding.invoke(call.arguments, ctx), timeout)
-            except asyncio.TimeoutError:
+                # asyncio.timeout, not wait_for: no extra task per call (wait_for makes one on 3.11)
+                async with asyncio.timeout(timeout):
+                    content = await resolved.binding.invoke(call.arguments, ctx)
+            except TimeoutError:
                 code, message = ErrorCode.timeout, f"no result after {timeout:g} s; the call was cut off"
             except asyncio.CancelledError:
                 raise
