@@ -95,7 +95,8 @@ def test_sanitize_maps_bfcl_types_and_drops_what_the_converter_chokes_on():
     clean = sanitize_schema(schema)
     assert clean["type"] == "object" and clean["required"] == ["x"]
     assert clean["properties"]["x"] == {"type": "number"}
-    assert clean["properties"]["t"] == {"type": "array", "items": {"type": "string"}}
+    # arrays get a bound (DEFAULT_MAX_ITEMS) so that a looping model still closes the JSON
+    assert clean["properties"]["t"] == {"type": "array", "items": {"type": "string"}, "maxItems": 16}
     assert clean["properties"]["a"] == {} and clean["properties"]["s"] == {"type": "string"}
 
 
