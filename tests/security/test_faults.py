@@ -6,12 +6,12 @@ cuts a stream. The server is a real HTTP server on 127.0.0.1 that misbehaves on 
 
 from __future__ import annotations
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from tests.fixtures.plugin_server import serve_handler
 from toolkit import Agent, ToolRegistry, tool
 from toolkit.runtime.llm.openai import OpenAIBackend
 from toolkit.runtime.llm.scripted import ScriptedBackend
@@ -96,9 +96,8 @@ class FaultyServer(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def faulty_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FaultyServer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server, url = serve_handler(FaultyServer)
+    yield f"{url}/v1"
     server.shutdown()
 
 

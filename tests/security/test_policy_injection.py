@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.fixtures.plugin_server import serve_handler
 from toolkit import Agent, ToolRegistry, tool
 from toolkit.planner.prompts import OBSERVATION_CLOSE
 from toolkit.runtime.llm.scripted import ScriptedBackend
@@ -36,9 +36,8 @@ class PageHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def page_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), PageHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server, url = serve_handler(PageHandler)
+    yield url
     server.shutdown()
 
 

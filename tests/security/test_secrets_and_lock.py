@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tests.fixtures.plugin_server import serve_handler
 from toolkit import Agent, ToolRegistry
 from toolkit.cli.main import app
 from toolkit.runtime.llm.scripted import ScriptedBackend
@@ -38,12 +38,11 @@ class LeakyHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def leaky_registry(tmp_path, monkeypatch):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), LeakyHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server, url = serve_handler(LeakyHandler)
     monkeypatch.setenv("LEAKY_API_KEY", SECRET)
     (tmp_path / "leaky.yaml").write_text(yaml.safe_dump({
         "name": "leaky", "description": "A service that needs a key.",
-        "binding": {"type": "http", "base_url": f"http://127.0.0.1:{server.server_address[1]}",
+        "binding": {"type": "http", "base_url": url,
                     "headers": {"Authorization": "Bearer ${LEAKY_API_KEY}"}},
         "auth": {"env": ["LEAKY_API_KEY"]},
         "actions": [
