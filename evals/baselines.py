@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from typing import Any
 
@@ -42,24 +43,64 @@ def _chat_messages(messages: list[Message]) -> list[dict[str, Any]]:
     return out
 
 
+class BaselineCutOff(Exception):
+    pass
+
+
+class _EvalBudget:
+    """Stops a chatml-function-calling request that runs past a time or token limit.
+
+    The handler chains several grammar-constrained completions per request and passes
+    `max_tokens=None` to those that write calls, so the request's max_tokens is ignored, and on
+    some BFCL schemas one ran for over 15 minutes. llama-cpp-python has no timeout, and an
+    exception raised in a logits processor is swallowed by the C sampler callback; but its
+    generate loop calls `Llama.eval` (Python) once per token, so a wrapper on the instance's
+    `eval` that raises stops the chain cleanly (no token is evaluated, the cache stays valid).
+    """
+
+    def __init__(self, llm: Any):
+        self.llm = llm
+        self.original = llm.eval
+        self.deadline = float("inf")
+        self.tokens_left = 0
+        llm.eval = self.eval
+
+    def start(self, timeout_s: float, max_tokens: int) -> None:
+        self.deadline = time.perf_counter() + timeout_s
+        self.tokens_left = max_tokens
+
+    def eval(self, tokens: Any) -> None:
+        if time.perf_counter() > self.deadline:
+            raise BaselineCutOff("the baseline ran past its time limit")
+        if len(tokens) == 1:  # one token at a time: generation (prompts are evaluated in chunks)
+            self.tokens_left -= 1
+            if self.tokens_left < 0:
+                raise BaselineCutOff("the baseline ran past its token limit")
+        self.original(tokens)
+
+
 class ChatmlFunctionCallingBaseline:
     """llama-cpp-python's built-in grammar-constrained tool calling on a GGUF file."""
 
     name = CHATML_LABEL
     capabilities = Capabilities(constrained=True, native_tools=True)
 
-    def __init__(self, model_path: str, n_ctx: int = 4096, n_threads: int | None = None, seed: int = 0):
+    def __init__(self, model_path: str, n_ctx: int = 4096, n_threads: int | None = None, seed: int = 0,
+                 timeout_s: float = 120.0, token_factor: int = 2):
         from llama_cpp import Llama  # only this baseline needs llama-cpp-python
 
         self.model_path = model_path
+        self.timeout_s = timeout_s
+        self.token_factor = token_factor  # generated tokens per request: factor x max_tokens, over the whole chain
         self.llm = Llama(
             model_path=model_path,
             chat_format="chatml-function-calling",
             n_ctx=n_ctx,
-            n_threads=n_threads,
+            n_threads=n_threads or os.cpu_count(),  # llama-cpp-python's default is half the cores; the engine uses all
             seed=seed,
             verbose=False,
         )
+        self._budget = _EvalBudget(self.llm)
         self._lock = asyncio.Lock()  # one llama context: one request at a time
 
     def _complete(self, request: LLMRequest) -> dict[str, Any]:
@@ -71,6 +112,7 @@ class ChatmlFunctionCallingBaseline:
         if request.tools and request.tool_choice != "none":
             options["tools"] = _openai_tools(request.tools)
             options["tool_choice"] = "auto"
+        self._budget.start(self.timeout_s, self.token_factor * request.sampling.max_tokens)
         return self.llm.create_chat_completion(**options)
 
     async def generate(self, request: LLMRequest) -> LLMResponse:
@@ -78,6 +120,8 @@ class ChatmlFunctionCallingBaseline:
         async with self._lock:
             try:
                 completion = await asyncio.to_thread(self._complete, request)
+            except BaselineCutOff as exc:
+                return LLMResponse(finish_reason="error", parse_error=str(exc), timings=Timings(total_s=time.perf_counter() - started))
             except Exception as exc:  # noqa: BLE001 - a failed generation is a scored failure, not a crash
                 return LLMResponse(finish_reason="error", parse_error=f"{type(exc).__name__}: {exc}")
         message = completion["choices"][0]["message"]

@@ -145,3 +145,32 @@ def test_bfcl_on_the_embedded_model_one_question(tmp_path, evaldata):
     engine = [i for i in report["items"] if i["system"] == "toolkit engine"]
     assert len(engine) == 1 and not engine[0]["unparseable"]
     assert all(name == "calculate_triangle_area" for call in engine[0]["calls"] for name in call)
+
+
+@pytest.mark.llama
+def test_the_chatml_baseline_is_cut_off_at_its_time_and_token_limits():
+    """llama-cpp-python has no timeout (and ignores max_tokens when writing calls); the baseline
+    stops a request past its limits, and the question is scored as a failure instead of stalling
+    the run."""
+    pytest.importorskip("llama_cpp")
+    import asyncio
+
+    from evals.baselines import ChatmlFunctionCallingBaseline
+    from toolkit.runtime.llm.models import default_model_path
+    from toolkit.types import LLMRequest, Message, Sampling, ToolSpec
+
+    tool = ToolSpec(name="area", description="Area of a circle.", parameters={"type": "object", "properties": {"r": {"type": "number"}}})
+    request = LLMRequest(messages=[Message(role="user", content="Area of a circle of radius 2?")], tools=[tool],
+                         sampling=Sampling(temperature=0.0, max_tokens=64))
+    baseline = ChatmlFunctionCallingBaseline(str(default_model_path()), n_ctx=1024, timeout_s=0.0)
+    try:
+        cut = asyncio.run(baseline.generate(request))
+        baseline.timeout_s = 600.0
+        whole = asyncio.run(baseline.generate(request))  # the Llama object still works after a cut
+        baseline.token_factor = 0
+        capped = asyncio.run(baseline.generate(request))
+    finally:
+        asyncio.run(baseline.aclose())
+    assert cut.finish_reason == "error" and "time limit" in (cut.parse_error or "")
+    assert whole.finish_reason != "error", whole.parse_error
+    assert capped.finish_reason == "error" and "token limit" in (capped.parse_error or "")
