@@ -123,3 +123,26 @@ def test_functions_become_json_schema_tool_specs():
 def test_missing_data_gives_a_clear_error(tmp_path):
     with pytest.raises(DataNotFound, match="--data-dir"):
         find_data_dir(tmp_path)
+
+
+def test_tool_turns_collect_calls_until_the_model_answers_and_cap_follow_ups():
+    """The engine's tool-turns mode: further turns until an answer; follow-ups, whose answers are
+    thrown away, get a small token budget."""
+    import asyncio
+
+    from evals.bfcl.engine import FOLLOW_UP_MAX_TOKENS, tool_turns
+    from toolkit.runtime.llm.scripted import ScriptedBackend
+    from toolkit.types import LLMRequest, Message, Sampling, ToolSpec
+
+    spec = ToolSpec(name="area", description="Area.", parameters={"type": "object", "properties": {"r": {"type": "number"}}})
+    backend = ScriptedBackend([
+        {"tool_calls": [{"name": "area", "arguments": {"r": 1}}]},
+        {"tool_calls": [{"name": "area", "arguments": {"r": 2}}]},
+        {"text": "done"},
+    ])
+    backend.record_requests = True
+    request = LLMRequest(messages=[Message(role="user", content="Areas for r=1 and r=2")], tools=[spec],
+                         sampling=Sampling(max_tokens=256))
+    response = asyncio.run(tool_turns(backend, request, max_calls=4))
+    assert [c.arguments for c in response.tool_calls] == [{"r": 1}, {"r": 2}]
+    assert [r.sampling.max_tokens for r in backend.requests] == [256, FOLLOW_UP_MAX_TOKENS, FOLLOW_UP_MAX_TOKENS]

@@ -3,7 +3,9 @@
 - `tool-turns`: the backend's own tool turn (llamacpp: a grammar-constrained choice of function or
   final answer, then the arguments under the function's schema). For more than one call, further
   turns with the calls so far in the conversation, until the model answers instead of calling, the
-  budget is spent or it repeats a call.
+  budget is spent or it repeats a call. A follow-up turn's final answer is thrown away, so
+  follow-ups get at most FOLLOW_UP_MAX_TOKENS (enough for a call's arguments): tiny models
+  otherwise spend 200+ tokens on an answer nobody reads.
 - `calls-list`: one request decoded under a JSON schema for a list of calls
   `{"calls": [{"name": <one of the functions>, "arguments": <its schema>}, ...]}` (at most
   `max_calls` items; an empty list means no function fits); identical calls are kept once. Each
@@ -25,6 +27,7 @@ NEXT_CALL_PROMPT = (
     "(Recorded; functions are not executed here.) If the question asks for another function call, "
     "make it now; otherwise give the final answer."
 )
+FOLLOW_UP_MAX_TOKENS = 128
 LIST_FORMAT = (
     'Reply with a JSON object {"calls": [{"name": "<function>", "arguments": {...}}, ...]}: one item per '
     "function call the question asks for (several when it asks for several things), an empty list when "
@@ -51,7 +54,8 @@ async def tool_turns(backend: Backend, request: LLMRequest, max_calls: int) -> L
     calls = list(response.tool_calls)
     while calls and not response.parse_error and len(calls) < max_calls:
         messages = [*request.messages, Message(role="assistant", tool_calls=calls), Message(role="user", content=NEXT_CALL_PROMPT)]
-        following = await backend.generate(request.model_copy(update={"messages": messages}))
+        sampling = request.sampling.model_copy(update={"max_tokens": min(request.sampling.max_tokens, FOLLOW_UP_MAX_TOKENS)})
+        following = await backend.generate(request.model_copy(update={"messages": messages, "sampling": sampling}))
         new = [c for c in unique(following.tool_calls) if call_key(c) not in {call_key(k) for k in calls}]
         if following.parse_error or not new:
             break
