@@ -109,3 +109,31 @@ def test_cancelled_request_frees_its_sequence(engine_backend):
     after = asyncio.run(go())
     assert after.usage.completion_tokens > 0
     assert not any(s.busy for s in engine_backend.engine.slots)
+
+
+def test_cached_prefixes_shared_by_idle_slots_are_counted_before_a_long_prompt_is_admitted():
+    """Two idle slots sharing a 300-token prefix hold ~330 cells; a 700-token prompt then needs
+    cached prefixes evicted first. (The old estimate counted the shared prefix zero times, the
+    prompt was admitted, and llama_decode failed with 'no KV slot' (NESTFUL, 13 of 20 failed).)"""
+    from toolkit.runtime.llm.llamacpp_engine import Job
+
+    backend = LlamaCppBackend.from_model_string("llamacpp", "default", n_ctx=1024, max_sequences=2)
+    engine = backend.engine
+    words = engine.tokenize("the quick brown fox jumps over the lazy dog " * 80)
+    other = engine.tokenize("seven green apples fell from a tall old tree " * 160)
+    prefix, long_prompt = words[:300], other[:700]
+    assert len(long_prompt) == 700
+
+    async def go():
+        a = await backend.run_job(Job(prompt=prefix + engine.tokenize(" apple"), max_tokens=8))
+        b = await backend.run_job(Job(prompt=prefix + engine.tokenize(" banana"), max_tokens=8))
+        c = await backend.run_job(Job(prompt=long_prompt, max_tokens=10))
+        return a, b, c
+
+    try:
+        a, b, c = asyncio.run(go())
+    finally:
+        asyncio.run(backend.aclose())
+    assert b.cached_tokens >= 300  # b copied a's prefix: two idle slots share it
+    assert c.finish_reason in ("stop", "length"), c.error
+    assert engine.kv_full_retries == 0  # admitted after evicting, not rescued by a retry

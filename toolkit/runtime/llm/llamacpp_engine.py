@@ -168,6 +168,7 @@ class LlamaEngine:
         self._closing = False
         self._thread: threading.Thread | None = None
         self.decode_calls = 0  # counters for benchmarks and tests
+        self.kv_full_retries = 0
         self.max_batch_sequences = 0
 
     # --- model helpers (any thread: the vocab is read-only) -------------------------------------
@@ -271,13 +272,17 @@ class LlamaEngine:
             job.on_done(result)
 
     def _reserved(self) -> int:
-        """KV cells the busy slots may need (prompt beyond its cached prefix + max_tokens), plus
-        what idle slots hold."""
-        total = 0
+        """KV cells in use or promised: what every slot holds (a shared prefix once), plus what
+        each busy request may still add (the rest of its prompt, the rest of its max_tokens).
+
+        (Counting only idle slots' cells beyond what they share with *another* slot missed a
+        prefix two idle slots shared with each other, and llama_decode then found no room.)"""
+        total = self.table.held_cells()
         for a in self._active:
-            total += len(a.job.prompt) - a.result.cached_tokens
-            total += 0 if a.job.score_from is not None else a.job.max_tokens
-        return total + self.table.held_cells()
+            total += len(a.job.prompt) - a.n_done
+            if a.job.score_from is None:
+                total += max(a.job.max_tokens - len(a.result.tokens), 0)
+        return total
 
     def _admit(self) -> None:
         limit = self.config.max_sequences if self.config.batching else 1
@@ -381,6 +386,12 @@ class LlamaEngine:
         rc = llama_cpp.llama_decode(self.ctx, b)
         if padded:
             llama_cpp.llama_memory_seq_rm(self.memory, self.scratch_seq, -1, -1)
+        if rc == 1 and self.table.evict_one(keep=None):
+            # no KV slot for the batch (the cell accounting is an estimate: a prefix evaluated
+            # twice is counted once); nothing was decoded, so forget a cached prefix and retry
+            log.info("llama.cpp KV cache full: evicted a cached prefix, retrying the step")
+            self.kv_full_retries += 1
+            return
         if rc != 0:
             raise RuntimeError(f"llama_decode returned {rc}")
         self.decode_calls += 1

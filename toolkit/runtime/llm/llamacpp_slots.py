@@ -50,14 +50,16 @@ class SlotTable:
         return max(holders, key=lambda h: (h[0], not h[1].busy))
 
     def held_cells(self) -> int:
-        """Roughly how many KV cells idle slots hold: a prefix shared with another slot (copied)
-        is counted once."""
+        """Roughly how many KV cells the slots hold, busy or idle: a prefix several slots share
+        (copied from one another) is counted once."""
         total = 0
+        counted: list[Slot] = []
         for s in self.slots:
-            if s.busy or not s.tokens:
+            if not s.tokens:
                 continue
-            shared = max((common_prefix(s.tokens, o.tokens) for o in self.slots if o is not s and o.tokens), default=0)
+            shared = max((common_prefix(s.tokens, o.tokens) for o in counted), default=0)
             total += len(s.tokens) - shared
+            counted.append(s)
         return total
 
     def evict_one(self, keep: Slot | None) -> bool:
