@@ -59,7 +59,6 @@ class _EvalBudget:
     """
 
     def __init__(self, llm: Any):
-        self.llm = llm
         self.original = llm.eval
         self.deadline = float("inf")
         self.tokens_left = 0
