@@ -17,6 +17,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+# One character of a JSON string, named as llama.cpp's schema converter names it (`for_schema`
+# bounds strings by rewriting `char*`), shared by every hand-written grammar.
+JSON_CHAR_RULE = r"""char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})"""
+
 # A JSON object with any content: the fallback when a schema can't be converted.
 JSON_OBJECT_GRAMMAR = r"""
 root ::= object
@@ -24,10 +28,9 @@ value ::= object | array | string | number | ("true" | "false" | "null") ws
 object ::= "{" ws ( string ":" ws value ("," ws string ":" ws value)* )? "}" ws
 array ::= "[" ws ( value ("," ws value)* )? "]" ws
 string ::= "\"" char* "\"" ws
-char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})
 number ::= ("-"? ([0-9] | [1-9] [0-9]{0,15})) ("." [0-9]{1,15})? ([eE] [-+]? [0-9]{1,4})? ws
 ws ::= " "?
-""".strip()
+""".strip() + "\n" + JSON_CHAR_RULE
 
 # Types that BFCL's function docs (and some hand-written manifests) use instead of JSON Schema's.
 _TYPE_ALIASES = {

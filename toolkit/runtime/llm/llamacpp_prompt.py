@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from toolkit.runtime.llm.grammar import JSON_CHAR_RULE
 from toolkit.types import LLMRequest, Message, ToolSpec
 
 FINAL_ANSWER = "final_answer"
@@ -32,8 +33,7 @@ FINAL_SCHEMA: dict[str, Any] = {
 # bounded, so a small model that starts repeating itself still closes the JSON in time.
 FINAL_GRAMMAR = r"""
 root ::= "{" " "? "\"answer\"" " "? ":" " "? "\"" char{0,400} "\"" " "? "}"
-char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})
-""".strip()
+""".strip() + "\n" + JSON_CHAR_RULE
 CALL_PREFIX = '{"name": "'  # the reply starts here; the model writes the name after it
 ARGS_INFIX = ', "arguments": '  # written after the name's closing quote
 MAX_EXAMPLES_PER_TOOL = 1  # per tool (`math`), not per action: long example lists drown small models
