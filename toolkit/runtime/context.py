@@ -15,7 +15,7 @@ from toolkit.runtime.executor import Executor
 from toolkit.runtime.llm.base import Backend
 from toolkit.runtime.llm.parsing import clean_text
 from toolkit.runtime.trace import TraceRecorder
-from toolkit.types import LLMRequest, LLMResponse, Observation, Step, ToolCall, ToolSpec, Usage
+from toolkit.types import LLMRequest, LLMResponse, Observation, Step, Timings, ToolCall, ToolSpec, Usage
 
 
 class MaxStepsReached(Exception):
@@ -49,20 +49,26 @@ class RunContext:
         self, request: LLMRequest, *, step: int | None = None, node: str | None = None, parent: str | None = None
     ) -> LLMResponse:
         response = await self.backend.generate(request)
-        response.text = clean_text(response.text)  # lone surrogates would break every JSON dump later
-        if self.redact is not None and response.text:
-            response.text = self.redact(response.text)
-        self.usage = self.usage + response.usage
-        self.emit(
-            "model_call",
-            step=step,
-            node=node,
-            parent=parent,
-            text=response.text or None,
-            usage=response.usage,
-            timings=response.timings,
-        )
+        response.text = self.clean_reply(response.text)
+        self.record_model_call(response.text, response.usage, response.timings, step=step, node=node, parent=parent)
         return response
+
+    def clean_reply(self, text: str) -> str:
+        """A model's text as it may enter traces and prompts: lone surrogates (they would break
+        every JSON dump later) and secrets removed."""
+        text = clean_text(text)
+        if self.redact is not None and text:
+            text = self.redact(text)
+        return text
+
+    def record_model_call(
+        self, text: str, usage: Usage, timings: Timings | None, *, step: int | None = None,
+        node: str | None = None, parent: str | None = None,
+    ) -> None:
+        """Add a model call's usage to the task's and put it in the trace (`generate` does this;
+        planners that stream a reply call it themselves)."""
+        self.usage = self.usage + usage
+        self.emit("model_call", step=step, node=node, parent=parent, text=text or None, usage=usage, timings=timings)
 
     async def execute(
         self, calls: list[ToolCall], *, step: int | None = None, node: str | None = None, parent: str | None = None

@@ -21,7 +21,6 @@ from toolkit.planner.dag.parse import PlanStreamParser
 from toolkit.planner.dag.plan import Plan, PlanError, PlanStep, plan_json_schema, validate_plan
 from toolkit.planner.dag.scheduler import StepScheduler
 from toolkit.planner.prompts import system_message
-from toolkit.runtime.llm.parsing import clean_text
 from toolkit.runtime.context import RunContext
 from toolkit.runtime.llm.base import supports_streaming
 from toolkit.types import Constraint, LLMRequest, LLMResponse, Message, Sampling, Timings, ToolCall, Usage
@@ -160,13 +159,10 @@ class DagPlanner:
                     break
         finally:
             await stream.aclose()  # a stopped stream cancels the backend's decoding
-        text = clean_text("".join(chunks) if chunks else (final.text if final else ""))
-        if ctx.redact is not None:
-            text = ctx.redact(text)  # as ctx.generate does for a reply that is not streamed
+        text = ctx.clean_reply("".join(chunks) if chunks else (final.text if final else ""))
         usage = final.usage if final else Usage(completion_tokens=len(text) // 4)  # stopped early: an estimate
-        ctx.usage = ctx.usage + usage
         timings = final.timings if final else Timings(total_s=time.perf_counter() - started)
-        ctx.emit("model_call", step=step, text=text or None, usage=usage, timings=timings)
+        ctx.record_model_call(text, usage, timings, step=step)
         return text, (final.tool_calls if final else [])
 
 
