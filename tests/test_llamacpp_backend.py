@@ -64,6 +64,26 @@ def test_default_model_is_a_packaged_gguf():
     assert resolve_model("llamacpp", str(path)).path == path
 
 
+def test_the_default_runs_as_q8_0_reencoded_once_from_the_shipped_q4_1(monkeypatch, tmp_path):
+    from toolkit.runtime.llm.models import smollm2_path
+
+    monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(tmp_path))
+    model = resolve_model("llamacpp", "default")
+    assert model.path.parent == tmp_path / "runtime" and model.path.name.endswith(".q8_0.gguf")
+    assert model.label.endswith("-as-Q8_0")
+    shipped_size = smollm2_path().stat().st_size
+    assert shipped_size < model.path.stat().st_size < 2 * shipped_size  # 8.5 bits a weight vs Q4_1's 5
+    assert list(tmp_path.glob("runtime/*.tmp")) == []  # written to a temp file, then renamed
+    written = model.path.stat().st_mtime_ns
+    assert resolve_model("llamacpp", "default").path == model.path
+    assert model.path.stat().st_mtime_ns == written  # reused, not re-encoded
+    monkeypatch.setenv("TOOLKIT_LLAMACPP_WEIGHTS", "shipped")
+    assert resolve_model("llamacpp", "default").path == smollm2_path()
+    monkeypatch.setenv("TOOLKIT_LLAMACPP_WEIGHTS", "q3")
+    with pytest.raises(BackendError, match="TOOLKIT_LLAMACPP_WEIGHTS='q3' is not a weight format; use one of"):
+        resolve_model("llamacpp", "default")
+
+
 @pytest.mark.parametrize("kind,target,words", [
     ("llamacpp", "nosuchmodel", "unknown model"),
     ("llamacpp", "/nowhere/x.gguf", "not found"),

