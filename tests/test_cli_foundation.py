@@ -94,6 +94,22 @@ def test_run_with_a_scripted_model_uses_two_tools_and_prints_json(tmp_path):
     assert len(trace.read_text().splitlines()) == len(kinds)
 
 
+def test_tools_call_runs_one_action_through_the_executor():
+    echo = ("--tools-path", str(FIXTURES / "echo.yaml"))
+    result = invoke("tools", "call", "echo.upper", '{"text": "shout"}', *echo)
+    assert result.exit_code == 0 and result.stdout.strip() == "SHOUT"
+    as_json = json.loads(invoke("tools", "call", "echo.upper", '{"text": "a"}', "--json", *echo).stdout)
+    assert as_json["ok"] and as_json["content"] == "A" and as_json["name"] == "echo.upper"
+    wrong = invoke("tools", "call", "echo.upper", '{"txt": "a"}', *echo)
+    assert wrong.exit_code == 1 and "invalid_arguments" in wrong.output
+    timed_out = invoke("tools", "call", "echo.hang", '{"seconds": 5}', *echo)
+    assert timed_out.exit_code == 1 and "timeout" in timed_out.output
+    refused = invoke("tools", "call", "echo.wipe", '{"text": "all"}', "--approve", "deny", *echo)
+    assert refused.exit_code == 1 and "denied" in refused.output
+    assert invoke("tools", "call", "echo.upper", "{not json", *echo).exit_code == 2
+    assert invoke("tools", "call", "echo.upper", "[1]", *echo).exit_code == 2
+
+
 def test_run_reports_a_bad_model_string_clearly():
     result = invoke("run", "x", "--model", "nosuch:thing")
     assert result.exit_code == 2 and "unknown model string" in result.output

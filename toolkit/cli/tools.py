@@ -1,4 +1,4 @@
-"""`toolkit tools ...`: list, show, validate, add and import tool manifests."""
+"""`toolkit tools ...`: list, show, call, validate, add and import tool manifests."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from toolkit.config import load_config, tool_folders, user_tools_dir
 from toolkit.manifest import ManifestError, dump_manifest, load_manifest, manifest_files
 from toolkit.registry import ToolRegistry
 
-app = typer.Typer(help="List, inspect, validate, add and import tools.", no_args_is_help=True)
+app = typer.Typer(help="List, inspect, call, validate, add and import tools.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
 
@@ -75,6 +75,57 @@ def show(name: str, tools_path: Optional[list[str]] = ToolsPath) -> None:
     console.print(f"[bold]{tool.name}[/] {tool.manifest.version}  from {tool.source}")
     console.print("available" if tool.available else f"[red]unavailable: {tool.reason}[/]")
     console.print(yaml.safe_dump(dump_manifest(tool.manifest), sort_keys=False))
+
+
+@app.command("call")
+def call(
+    action: str = typer.Argument(..., help="The action, TOOL.ACTION (e.g. math.calculate)."),
+    arguments: str = typer.Argument("{}", help='Its arguments as a JSON object, e.g. \'{"expression": "2**10"}\'.'),
+    approve: Optional[str] = typer.Option(None, "--approve", help="Actions with side effects: ask | auto | deny (default: ask on a terminal, deny otherwise)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole observation as JSON."),
+    tools_path: Optional[list[str]] = ToolsPath,
+) -> None:
+    """Call one action through the executor, as an agent would: arguments validated against its
+    schema, its timeout and the approval policy applied. Prints the result; exit 1 if the call
+    failed (the error code and message on stderr), 2 if the arguments are not a JSON object."""
+    import asyncio
+
+    from toolkit.runtime.executor import Executor
+    from toolkit.runtime.policy import make_approver
+    from toolkit.runtime.secrets import redactor_for
+    from toolkit.types import ToolCall
+
+    if approve not in (None, "ask", "auto", "deny"):
+        err.print(f"--approve must be ask, auto or deny, not {approve!r}")
+        raise typer.Exit(2)
+    try:
+        parsed = json.loads(arguments)
+    except json.JSONDecodeError as exc:
+        err.print(f"the arguments are not JSON: {exc}")
+        raise typer.Exit(2) from None
+    if not isinstance(parsed, dict):
+        err.print(f"the arguments must be a JSON object, not {type(parsed).__name__}")
+        raise typer.Exit(2)
+    config = load_config()
+    registry = ToolRegistry.default(tool_folders(config, tools_path), tool_settings=config.tools)
+    redact = redactor_for({v for t in registry.tools.values() for v in t.manifest.auth.env})
+    executor = Executor(registry, approver=make_approver(approve or config.approve, config.tool_overrides), redact=redact)  # type: ignore[arg-type]
+
+    async def one():
+        try:
+            return await executor.execute(ToolCall(name=action, arguments=parsed))
+        finally:
+            await executor.aclose()
+
+    observation = asyncio.run(one())
+    if as_json:
+        print(observation.model_dump_json(indent=2))
+    elif observation.ok:
+        print(observation.text)
+    if not observation.ok:
+        if not as_json:
+            err.print(f"{observation.error.value if observation.error else 'error'}: {observation.message}")
+        raise typer.Exit(1)
 
 
 def _validate_paths(paths: list[Path]) -> list[str]:

@@ -57,11 +57,54 @@ def call_json(name: str, arguments: dict[str, Any]) -> str:
     return json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
 
 
-def _schema_text(spec: ToolSpec) -> str:
+def _type_text(schema: dict[str, Any]) -> str:
+    if not isinstance(schema, dict):
+        return "any"
+    if "enum" in schema:
+        return " | ".join(json.dumps(v, ensure_ascii=False) for v in schema["enum"])
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return " | ".join(str(k) for k in kind)
+    if kind == "array":
+        return f"array of {_type_text(schema.get('items', {}))}"
+    if kind == "object" and isinstance(schema.get("properties"), dict):
+        required = set(schema.get("required", []))
+        fields = [f"{k}{'' if k in required else '?'}: {_type_text(v)}" for k, v in schema["properties"].items()]
+        return "{" + ", ".join(fields) + "}"
+    return str(kind or "any")
+
+
+def _notes(schema: dict[str, Any], path: str) -> list[str]:
+    """`path: description` for a parameter and, inside objects and arrays of objects, its fields."""
+    if not isinstance(schema, dict):
+        return []
+    notes = [f"{path}: {str(schema['description']).strip()}"] if schema.get("description") else []
+    inner = schema.get("items") if schema.get("type") == "array" else schema
+    if isinstance(inner, dict) and isinstance(inner.get("properties"), dict):
+        for key, sub in inner["properties"].items():
+            notes += _notes(sub, f"{path}.{key}")
+    return notes
+
+
+def _signature_text(spec: ToolSpec) -> str:
+    """`- name(a: integer, b?: string = "x"): description` and a line of parameter notes.
+
+    Signatures rather than JSON schemas: the grammar enforces the schema anyway, and the schema's
+    JSON syntax was ~17% of a BFCL prompt (413 -> 343 tokens a question, accuracy unchanged on
+    40 questions: benchmarks/bfcl_models.py). Prefill is what the embedded model spends most on.
+    """
     params = spec.parameters or {}
-    props = params.get("properties", {})
-    required = params.get("required", [])
-    return json.dumps({"properties": props, "required": required}, ensure_ascii=False)
+    props = params.get("properties") if isinstance(params.get("properties"), dict) else {}
+    required = set(params.get("required", []))
+    args, notes = [], []
+    for key, schema in props.items():
+        arg = f"{key}{'' if key in required else '?'}: {_type_text(schema)}"
+        if isinstance(schema, dict) and "default" in schema:
+            arg += f" = {json.dumps(schema['default'], ensure_ascii=False)}"
+        args.append(arg)
+        notes += _notes(schema, key)
+    line = f"- {spec.name}({', '.join(args)}): {spec.description.strip()}"
+    return line + ("\n  " + " ".join(notes) if notes else "")
 
 
 def tool_block(tools: list[ToolSpec], system_text: str) -> str:
@@ -74,8 +117,7 @@ def tool_block(tools: list[ToolSpec], system_text: str) -> str:
     ]
     if not all(spec.name in system_text for spec in tools):
         lines.append("Tools:")
-        for spec in tools:
-            lines.append(f"- {spec.name}: {spec.description.strip()} Arguments: {_schema_text(spec)}")
+        lines.extend(_signature_text(spec) for spec in tools)
     examples: list[str] = []
     per_tool: dict[str, int] = {}
     for spec in tools:
