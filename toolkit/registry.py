@@ -211,6 +211,10 @@ class ToolRegistry:
 
     # ---- lookup --------------------------------------------------------------------------
 
+    def secret_env_names(self) -> set[str]:
+        """The environment variables holding the tools' credentials (`auth.env`): never to be shown."""
+        return {name for tool in self.tools.values() for name in tool.manifest.auth.env}
+
     def available(self) -> list[RegisteredTool]:
         return [t for t in self.tools.values() if t.available]
 

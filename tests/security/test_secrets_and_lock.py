@@ -71,6 +71,24 @@ def test_planted_secret_never_reaches_trace_answer_or_errors(leaky_registry, tmp
     assert SECRET not in result.model_dump_json()
 
 
+def test_every_front_end_redacts_without_being_asked(leaky_registry):
+    """The executor redacts the registry's secrets by default, so the MCP server, the LangChain
+    export and `toolkit tools call`, which build their own executors, leak nothing either."""
+    import asyncio
+
+    from toolkit.runtime.executor import Executor
+    from toolkit.types import ToolCall
+
+    failed = asyncio.run(Executor(leaky_registry).execute(ToolCall(name="leaky.fail", arguments={})))
+    assert SECRET not in failed.model_dump_json() and "[REDACTED:LEAKY_API_KEY]" in failed.message
+    pytest.importorskip("langchain_core")
+    from toolkit.interop.langchain_tools import to_langchain_tools
+
+    ok_tool = next(t for t in to_langchain_tools(leaky_registry) if t.name.endswith("ok"))
+    output = asyncio.run(ok_tool.ainvoke({}))
+    assert SECRET not in output and "[REDACTED:LEAKY_API_KEY]" in output
+
+
 def _write_tool(folder: Path, description: str) -> Path:
     path = folder / "pinned.yaml"
     path.write_text(yaml.safe_dump({

@@ -12,7 +12,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from toolkit.config import load_config, tool_folders, user_tools_dir
+from toolkit.config import Config, load_config, tool_folders, user_tools_dir
 from toolkit.manifest import ManifestError, dump_manifest, load_manifest, manifest_files
 from toolkit.registry import ToolRegistry
 
@@ -23,8 +23,8 @@ err = Console(stderr=True)
 ToolsPath = typer.Option(None, "--tools-path", help="Extra folder or file of manifests (repeatable).")
 
 
-def build_registry(tools_path: list[str] | None) -> ToolRegistry:
-    config = load_config()
+def build_registry(tools_path: list[str] | None, config: Config | None = None) -> ToolRegistry:
+    config = config or load_config()
     return ToolRegistry.default(tool_folders(config, tools_path), tool_settings=config.tools)
 
 
@@ -92,7 +92,6 @@ def call(
 
     from toolkit.runtime.executor import Executor
     from toolkit.runtime.policy import make_approver
-    from toolkit.runtime.secrets import redactor_for
     from toolkit.types import ToolCall
 
     if approve not in (None, "ask", "auto", "deny"):
@@ -107,9 +106,9 @@ def call(
         err.print(f"the arguments must be a JSON object, not {type(parsed).__name__}")
         raise typer.Exit(2)
     config = load_config()
-    registry = ToolRegistry.default(tool_folders(config, tools_path), tool_settings=config.tools)
-    redact = redactor_for({v for t in registry.tools.values() for v in t.manifest.auth.env})
-    executor = Executor(registry, approver=make_approver(approve or config.approve, config.tool_overrides), redact=redact)  # type: ignore[arg-type]
+    registry = build_registry(tools_path, config)
+    approver = make_approver(approve or config.approve, config.tool_overrides)  # type: ignore[arg-type]
+    executor = Executor(registry, approver=approver)
 
     async def one():
         try:

@@ -72,7 +72,7 @@ class Agent:
         self.max_steps = max_steps or self.config.max_steps
         self.on_event = on_event
         # values of every tool's auth.env variables never appear in observations, errors or traces
-        self.redact = redactor_for({v for t in self.registry.tools.values() for v in t.manifest.auth.env})
+        self.redact = redactor_for(self.registry.secret_env_names())
         self.executor = Executor(self.registry, approver=approver, **{"redact": self.redact, **(executor_options or {})})
         self.retrieve_k = retrieve_k
         self.retrieve_threshold = retrieve_threshold

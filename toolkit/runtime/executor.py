@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator
 from toolkit.bindings import ToolContext, ToolInputError
 from toolkit.registry import ResolvedAction, ToolRegistry, UnavailableToolError, UnknownToolError
 from toolkit.runtime.llm.parsing import clean_text
+from toolkit.runtime.secrets import redactor_for
 from toolkit.types import ErrorCode, Observation, ToolCall
 
 # Decides whether a call may run: True runs it; False (or a string, the reason) refuses it.
@@ -66,7 +67,9 @@ class Executor:
         self.max_retries = max_retries
         self.retry_backoff_s = retry_backoff_s
         self.approver = approver
-        self.redact = redact or (lambda s: s)
+        # by default the registry's own secrets: every front end (agent, MCP server, LangChain
+        # tools, `toolkit tools call`) gets redacted errors and outputs without having to ask
+        self.redact = redact if redact is not None else redactor_for(registry.secret_env_names(), registry.environ)
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._validators: dict[str, Draft202012Validator] = {}
         self._state: dict[tuple[str, str], dict[str, Any]] = {}  # (session, tool) -> state
