@@ -105,6 +105,16 @@ def test_hf_offline_without_cache_is_a_clear_error(monkeypatch, tmp_path):
 # --- grammars -------------------------------------------------------------------------------------
 
 
+def test_the_final_answer_is_bounded_at_one_character_per_token_of_the_budget(backend):
+    from toolkit.runtime.llm.llamacpp_prompt import final_grammar
+
+    # digits are one token each for SmolLM2: "1.5555..." must close before max_tokens runs out
+    assert "char{0,244}" in final_grammar(256) and "char{0,400}" in final_grammar(4096)
+    assert "char{0,16}" in final_grammar(8)
+    for budget in (8, 256, 4096):
+        assert backend.grammars.parses(final_grammar(budget))
+
+
 def test_sanitize_maps_bfcl_types_and_drops_what_the_converter_chokes_on():
     schema = {"type": "dict", "properties": {
         "x": {"type": "float", "description": "d"},

@@ -36,9 +36,9 @@ from toolkit.runtime.llm.llamacpp_prompt import (
     ARGS_INFIX,
     CALL_PREFIX,
     FINAL_ANSWER,
-    FINAL_GRAMMAR,
     ChatRenderer,
     chat_messages,
+    final_grammar,
 )
 from toolkit.runtime.llm.models import ModelFile, resolve_model
 from toolkit.runtime.llm.parsing import parse_native_calls
@@ -297,7 +297,7 @@ class LlamaCppBackend:
         """Stage 2: the arguments of `name` after `prefix` (the prompt up to the name's closing quote)."""
         budget = max(request.sampling.max_tokens - sum(len(r.tokens) for r in results), 16)
         if name == FINAL_ANSWER:
-            grammar = FINAL_GRAMMAR
+            grammar = final_grammar(budget)
         else:
             schema = next(t.parameters for t in request.tools if t.name == name)
             grammar, _ = self.grammars.for_schema(schema, budget_tokens=budget)

@@ -29,11 +29,22 @@ FINAL_SCHEMA: dict[str, Any] = {
     "properties": {"answer": {"type": "string"}},
     "required": ["answer"],
 }
-# The final answer's arguments, by hand rather than from FINAL_SCHEMA: the answer string is
-# bounded, so a small model that starts repeating itself still closes the JSON in time.
-FINAL_GRAMMAR = r"""
-root ::= "{" " "? "\"answer\"" " "? ":" " "? "\"" char{0,400} "\"" " "? "}"
-""".strip() + "\n" + JSON_CHAR_RULE
+FINAL_MAX_CHARS = 400
+FINAL_OVERHEAD_TOKENS = 12  # `{"answer": "` and `"}`, generously
+
+
+def final_grammar(budget_tokens: int) -> str:
+    """The final answer's arguments, by hand rather than from FINAL_SCHEMA, with the answer string
+    bounded so that a small model that starts repeating itself still closes the JSON in time. One
+    character per token is the bound that holds: SmolLM2 writes digits one token each, and loops
+    like "1.5555..." ran 400 characters past a 256-token budget."""
+    limit = max(16, min(FINAL_MAX_CHARS, budget_tokens - FINAL_OVERHEAD_TOKENS))
+    return (
+        r'root ::= "{" " "? "\"answer\"" " "? ":" " "? "\"" char{0,' + str(limit) + r'} "\"" " "? "}"'
+        + "\n" + JSON_CHAR_RULE
+    )
+
+
 CALL_PREFIX = '{"name": "'  # the reply starts here; the model writes the name after it
 ARGS_INFIX = ', "arguments": '  # written after the name's closing quote
 MAX_EXAMPLES_PER_TOOL = 1  # per tool (`math`), not per action: long example lists drown small models
