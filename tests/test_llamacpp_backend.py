@@ -115,6 +115,14 @@ def test_the_final_answer_is_bounded_at_one_character_per_token_of_the_budget(ba
         assert backend.grammars.parses(final_grammar(budget))
 
 
+def test_argument_strings_are_bounded_at_one_character_per_token_of_the_budget(backend):
+    one = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+    assert "char{0,98}" in backend.grammars.for_schema(one, budget_tokens=120)[0]  # 120 - 16 - 6 a key
+    two = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}, "n": {"type": "integer"}}}
+    assert "char{0,111}" in backend.grammars.for_schema(two, budget_tokens=256)[0]  # (256 - 16 - 18) // 2
+    assert "char{0,400}" in backend.grammars.for_schema(one, budget_tokens=4096)[0]
+
+
 def test_sanitize_maps_bfcl_types_and_drops_what_the_converter_chokes_on():
     schema = {"type": "dict", "properties": {
         "x": {"type": "float", "description": "d"},

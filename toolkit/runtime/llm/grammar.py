@@ -55,6 +55,7 @@ _KEEP = {
 }
 _MAX_REPEAT = 16  # larger min/max counts expand into huge nested grammars: drop them
 DEFAULT_MAX_ITEMS = 16  # arrays without maxItems: a looping model must still close the JSON
+STRING_MAX_CHARS = 400  # a string argument's bound when a token budget is given
 _MAX_DEPTH = 24
 
 
@@ -206,8 +207,12 @@ class GrammarChecker:
             grammar = JSON_OBJECT_GRAMMAR
         if budget_tokens:
             slots = max(_string_slots(cleaned, 0) if exact else 8, 1)
-            # ~2 characters per token is a pessimistic rate for the junk a looping model writes
-            limit = max(16, min(400, (budget_tokens * 2 - 64) // slots))
+            # One character per token is the rate that holds for the junk a looping model writes
+            # (SmolLM2 writes "_1_1_1..." and digits a token each; at the 2 characters per token
+            # assumed before, such a string still ran past max_tokens). Keys and punctuation get
+            # ~6 tokens a property.
+            keys = len(cleaned.get("properties") or {}) if exact else 8
+            limit = max(16, min(STRING_MAX_CHARS, (budget_tokens - 16 - 6 * keys) // slots))
             bounded = grammar.replace("char*", f"char{{0,{limit}}}")
             if bounded != grammar and self.parses(bounded):
                 grammar = bounded

@@ -29,7 +29,7 @@ FINAL_SCHEMA: dict[str, Any] = {
     "properties": {"answer": {"type": "string"}},
     "required": ["answer"],
 }
-FINAL_MAX_CHARS = 400
+FINAL_MAX_CHARS = 400  # the final answer string, at most
 FINAL_OVERHEAD_TOKENS = 12  # `{"answer": "` and `"}`, generously
 
 
