@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator
 from toolkit.bindings import ToolContext, ToolInputError
 from toolkit.registry import ResolvedAction, ToolRegistry, UnavailableToolError, UnknownToolError
 from toolkit.runtime.llm.parsing import clean_text
+from toolkit.runtime.flat_schema import FlatCheck, flat_check
 from toolkit.runtime.secrets import redactor_for
 from toolkit.types import ErrorCode, Observation, ToolCall
 
@@ -72,7 +73,15 @@ class Executor:
         self.redact = redact if redact is not None else redactor_for(registry.secret_env_names(), registry.environ)
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._validators: dict[str, Draft202012Validator] = {}
+        self._flat_checks: dict[str, FlatCheck | None] = {}
         self._state: dict[tuple[str, str], dict[str, Any]] = {}  # (session, tool) -> state
+
+    def _certainly_valid(self, resolved: ResolvedAction, arguments: dict[str, Any]) -> bool:
+        key = resolved.qualified_name
+        if key not in self._flat_checks:
+            self._flat_checks[key] = flat_check(resolved.action.input_schema)
+        check = self._flat_checks[key]
+        return check is not None and check(arguments)
 
     def _validator(self, resolved: ResolvedAction) -> Draft202012Validator:
         key = resolved.qualified_name
@@ -108,7 +117,9 @@ class Executor:
             return self._fail(call, ErrorCode.unavailable, str(exc), started)
         if not isinstance(call.arguments, dict):
             return self._fail(call, ErrorCode.invalid_arguments, "arguments must be a JSON object", started)
-        errors = sorted(self._validator(resolved).iter_errors(call.arguments), key=lambda e: list(e.path))
+        errors = [] if self._certainly_valid(resolved, call.arguments) else sorted(
+            self._validator(resolved).iter_errors(call.arguments), key=lambda e: list(e.path)
+        )
         if errors:
             detail = "; ".join(f"{'/'.join(map(str, e.path)) or '(arguments)'}: {e.message}" for e in errors[:5])
             return self._fail(call, ErrorCode.invalid_arguments, detail, started)
