@@ -123,7 +123,7 @@ def call(
         print(observation.text)
     if not observation.ok:
         if not as_json:
-            err.print(f"{observation.error.value if observation.error else 'error'}: {observation.message}")
+            err.print(f"{observation.error.value if observation.error else 'error'}: {observation.message}", soft_wrap=True)
         raise typer.Exit(1)
 
 

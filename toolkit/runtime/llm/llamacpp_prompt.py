@@ -41,8 +41,14 @@ def final_grammar(budget_tokens: int) -> str:
     limit = max(16, min(FINAL_MAX_CHARS, budget_tokens - FINAL_OVERHEAD_TOKENS))
     return (
         r'root ::= "{" " "? "\"answer\"" " "? ":" " "? "\"" char{0,' + str(limit) + r'} "\"" " "? "}"'
-        + "\n" + JSON_CHAR_RULE
+        + "\n" + FINAL_CHAR_RULE
     )
+
+
+# No `}` in a final answer: a tiny model that forgets the closing quote writes `}}` next and then
+# runs on (`144.0}}</tool_output> 144.0.0.0...` for the README's main job on the Q8_0 weights).
+# With `}` masked, its next choice is the quote it forgot. Answers lose literal braces.
+FINAL_CHAR_RULE = JSON_CHAR_RULE.replace('[^"\\', '[^"}\\', 1)
 
 
 CALL_PREFIX = '{"name": "'  # the reply starts here; the model writes the name after it
