@@ -29,6 +29,11 @@ FINAL_SCHEMA: dict[str, Any] = {
     "properties": {"answer": {"type": "string"}},
     "required": ["answer"],
 }
+
+# No `}` in a final answer: a tiny model that forgets the closing quote writes `}}` next and then
+# runs on (`144.0}}</tool_output> 144.0.0.0...` for the README's main job on the Q8_0 weights).
+# With `}` masked, its next choice is the quote it forgot. Answers lose literal braces.
+FINAL_CHAR_RULE = JSON_CHAR_RULE.replace('[^"\\', '[^"}\\', 1)
 FINAL_MAX_CHARS = 400  # the final answer string, at most
 FINAL_OVERHEAD_TOKENS = 12  # `{"answer": "` and `"}`, generously
 
@@ -43,12 +48,6 @@ def final_grammar(budget_tokens: int) -> str:
         r'root ::= "{" " "? "\"answer\"" " "? ":" " "? "\"" char{0,' + str(limit) + r'} "\"" " "? "}"'
         + "\n" + FINAL_CHAR_RULE
     )
-
-
-# No `}` in a final answer: a tiny model that forgets the closing quote writes `}}` next and then
-# runs on (`144.0}}</tool_output> 144.0.0.0...` for the README's main job on the Q8_0 weights).
-# With `}` masked, its next choice is the quote it forgot. Answers lose literal braces.
-FINAL_CHAR_RULE = JSON_CHAR_RULE.replace('[^"\\', '[^"}\\', 1)
 
 
 CALL_PREFIX = '{"name": "'  # the reply starts here; the model writes the name after it
@@ -74,6 +73,10 @@ def call_json(name: str, arguments: dict[str, Any]) -> str:
     return json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
 
 
+def _names(required: Any) -> set[str]:
+    return {r for r in required if isinstance(r, str)} if isinstance(required, list) else set()
+
+
 def _type_text(schema: dict[str, Any]) -> str:
     if not isinstance(schema, dict):
         return "any"
@@ -85,7 +88,7 @@ def _type_text(schema: dict[str, Any]) -> str:
     if kind == "array":
         return f"array of {_type_text(schema.get('items', {}))}"
     if kind == "object" and isinstance(schema.get("properties"), dict):
-        required = set(schema.get("required", []))
+        required = _names(schema.get("required"))
         fields = [f"{k}{'' if k in required else '?'}: {_type_text(v)}" for k, v in schema["properties"].items()]
         return "{" + ", ".join(fields) + "}"
     return str(kind or "any")
@@ -112,7 +115,7 @@ def _signature_text(spec: ToolSpec) -> str:
     """
     params = spec.parameters or {}
     props = params.get("properties") if isinstance(params.get("properties"), dict) else {}
-    required = set(params.get("required", []))
+    required = _names(params.get("required"))
     args, notes = [], []
     for key, schema in props.items():
         arg = f"{key}{'' if key in required else '?'}: {_type_text(schema)}"
