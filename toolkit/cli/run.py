@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from toolkit.cli.approval import ApproveOption, check_approve
 from toolkit.config import ConfigError, load_config, tool_folders
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.llm import BackendError
@@ -62,7 +63,7 @@ def run(
     planner: str = typer.Option("react", "--planner", "-p", help="react | dag | dfsdt | webqa"),
     planner_option: Optional[list[str]] = typer.Option(None, "--planner-option", "-o", help="A planner setting KEY=VALUE (repeatable; VALUE read as JSON when it parses), e.g. -o tool_k=3 -o max_replans=1."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Budget of planner steps (default: config, else 10)."),
-    approve: Optional[str] = typer.Option(None, "--approve", help="Actions with side effects: ask | auto | deny (default: ask on a terminal, deny otherwise)."),
+    approve: Optional[str] = ApproveOption,
     as_json: bool = typer.Option(False, "--json", help="Print the whole result, trace included, as JSON."),
     trace: Optional[str] = typer.Option(None, "--trace", help="Write the trace to this JSONL file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print the answer alone: no live steps."),
@@ -70,9 +71,7 @@ def run(
     """Run one task with tools and print the answer. Steps are shown live on stderr."""
     from toolkit.runtime.agent import Agent
 
-    if approve not in (None, "ask", "auto", "deny"):
-        err.print(f"--approve must be ask, auto or deny, not {approve!r}")
-        raise typer.Exit(2)
+    check_approve(approve, err)
     try:
         config = load_config()
         registry = ToolRegistry.default(tool_folders(config, tools_path), tool_settings=config.tools)

@@ -12,6 +12,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from toolkit.cli.approval import ApproveOption, check_approve
 from toolkit.config import Config, load_config, tool_folders, user_tools_dir
 from toolkit.manifest import ManifestError, dump_manifest, load_manifest, manifest_files
 from toolkit.registry import ToolRegistry
@@ -81,7 +82,7 @@ def show(name: str, tools_path: Optional[list[str]] = ToolsPath) -> None:
 def call(
     action: str = typer.Argument(..., help="The action, TOOL.ACTION (e.g. math.calculate)."),
     arguments: str = typer.Argument("{}", help='Its arguments as a JSON object, e.g. \'{"expression": "2**10"}\'.'),
-    approve: Optional[str] = typer.Option(None, "--approve", help="Actions with side effects: ask | auto | deny (default: ask on a terminal, deny otherwise)."),
+    approve: Optional[str] = ApproveOption,
     as_json: bool = typer.Option(False, "--json", help="Print the whole observation as JSON."),
     tools_path: Optional[list[str]] = ToolsPath,
 ) -> None:
@@ -94,9 +95,7 @@ def call(
     from toolkit.runtime.policy import make_approver
     from toolkit.types import ToolCall
 
-    if approve not in (None, "ask", "auto", "deny"):
-        err.print(f"--approve must be ask, auto or deny, not {approve!r}")
-        raise typer.Exit(2)
+    check_approve(approve, err)
     try:
         parsed = json.loads(arguments)
     except json.JSONDecodeError as exc:

@@ -1,0 +1,21 @@
+"""`--approve` for commands run from a terminal (`run`, `tools call`): one option, one check."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+TERMINAL_MODES = ("ask", "auto", "deny")
+
+ApproveOption = typer.Option(
+    None, "--approve", help="Actions with side effects: ask | auto | deny (default: ask on a terminal, deny otherwise)."
+)
+
+
+def check_approve(approve: Optional[str], err: Console) -> None:
+    """Exit 2 with the reason when `approve` is not a mode (None: the config's or the default)."""
+    if approve is not None and approve not in TERMINAL_MODES:
+        err.print(f"--approve must be ask, auto or deny, not {approve!r}")
+        raise typer.Exit(2)
