@@ -3,7 +3,7 @@
     python benchmarks/decode_step.py [--model smollm2] [--weights shipped,q8_0,f16] [--repeat 12]
 
 For each weight format of a packaged model (transcode.py re-encodes it), with the engine's context
-settings (flash attention, 48-row ubatches, unified KV, no repacked kernels): the prefill rate of a
+settings (EngineConfig's defaults: flash attention, 48-row ubatches, no repacked kernels; unified KV): the prefill rate of a
 432-token prompt, then the median time of one `llama_decode` holding the next token of 1, 2, 4 and
 8 sequences that share that prompt. The last column is what batching can gain at 8 sequences over
 the serial engine, whose single row is padded to two: 8 x (2-row step) / (8-row step).
@@ -25,6 +25,7 @@ from toolkit.runtime.llm.models import PACKAGED_MODELS, cache_dir  # noqa: E402
 from toolkit.runtime.llm.transcode import RUNTIME_FORMATS, runtime_weights  # noqa: E402
 
 PROMPT_TOKENS = 432  # a BFCL question with its functions, about
+ENGINE = llamacpp_engine.EngineConfig()  # the engine's defaults: ubatch size, flash attention, no repack
 
 
 class Probe:
@@ -32,16 +33,18 @@ class Probe:
         self.llama = llama_cpp = llamacpp_engine.quiet_llama_logs()
         llama_cpp.llama_backend_init()
         mparams = llama_cpp.llama_model_default_params()
-        mparams.use_extra_bufts = False
+        mparams.use_extra_bufts = ENGINE.repack
         self.model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
         cparams = llama_cpp.llama_context_default_params()
-        cparams.n_ctx, cparams.n_batch, cparams.n_ubatch, cparams.n_seq_max = 2048, 512, 48, 8
+        cparams.n_ctx, cparams.n_batch, cparams.n_ubatch, cparams.n_seq_max = 2048, ENGINE.n_batch, ENGINE.n_ubatch, 8
         cparams.n_threads = cparams.n_threads_batch = threads
         cparams.kv_unified = True
-        cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        cparams.flash_attn_type = (
+            llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if ENGINE.flash_attn else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
         self.ctx = llama_cpp.llama_init_from_model(self.model, cparams)
         self.memory = llama_cpp.llama_get_memory(self.ctx)
-        self.batch = llama_cpp.llama_batch_init(512, 0, 1)
+        self.batch = llama_cpp.llama_batch_init(ENGINE.n_batch, 0, 1)
 
     def decode(self, rows: list[tuple[int, int, int, bool]]) -> float:
         """rows: (token, position, sequence, wants logits); returns the seconds llama_decode took."""
