@@ -96,6 +96,8 @@ async def test_sessions_share_one_server_which_closes_with_the_last_agent(stdio_
     assert sorted(o.content for o in counts) == [1, 2, 3]
     more = await second.execute(ToolCall(name="echo_mcp.count"), "b")
     assert more.content == 4  # the same server process: its counter went on
+    await first.close_session("a")
+    assert handle.connection.is_open  # a task's end does not close the server its agent shares
     await first.aclose()
     assert handle.connection.is_open  # `b` still uses it
     await second.aclose()

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from toolkit import ToolRegistry, tool
+from toolkit import Agent, ToolRegistry, tool
+from toolkit.bindings import ToolContext
 from toolkit.registry import UnknownToolError
 from toolkit.runtime.executor import Executor
+from toolkit.runtime.llm.scripted import ScriptedBackend
 from toolkit.types import ErrorCode, ToolCall
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -168,3 +170,47 @@ def test_tool_decorator_builds_schema_from_hints_and_docstring():
     assert convert(2.0) == "2.0m"  # still a plain function
     with pytest.raises(UnknownToolError):
         reg.resolve("converter")
+
+
+async def test_a_task_end_closes_its_session_and_the_agent_close_the_shared_state():
+
+    closed: list[str] = []
+
+    def visit(ctx: ToolContext) -> str:
+        """Keep something per task (a page) and something across tasks (a server connection)."""
+        ctx.state.setdefault("__close__", lambda: closed.append(f"session {ctx.session_id}"))
+        if "__close__" not in ctx.shared_state:
+            async def close_shared() -> None:
+                closed.append("shared")
+            ctx.shared_state["__close__"] = close_shared
+        return "ok"
+
+    reg = ToolRegistry()
+    reg.add_function(visit)
+    script = [{"tool_calls": [{"name": "visit", "arguments": {}}]}, {"tool_calls": [{"name": "visit", "arguments": {}}]}, {"text": "done"}]
+    agent = Agent(model=ScriptedBackend(script), tools=reg)
+    for task_id in ("t1", "t2"):
+        result = await agent.arun("visit twice", task_id)
+        assert result.answer == "done" and len(result.calls) == 2
+    assert closed == ["session t1", "session t2"]  # each once, when its task ended
+    assert not agent.executor._sessions  # nothing kept for finished tasks
+    await agent.aclose()
+    assert closed == ["session t1", "session t2", "shared"]
+
+
+async def test_a_failing_cleanup_is_logged_and_the_task_keeps_its_result(caplog):
+
+    def leaky(ctx: ToolContext) -> str:
+        """A tool whose cleanup fails."""
+        def close() -> None:
+            raise RuntimeError("socket already gone")
+        ctx.state["__close__"] = close
+        return "ok"
+
+    reg = ToolRegistry()
+    reg.add_function(leaky)
+    agent = Agent(model=ScriptedBackend([{"tool_calls": [{"name": "leaky", "arguments": {}}]}, {"text": "done"}]), tools=reg)
+    result = await agent.arun("go", "t1")
+    assert result.status == "ok" and result.answer == "done"
+    assert "closing leaky's state of session t1 failed: RuntimeError: socket already gone" in caplog.text
+    await agent.aclose()

@@ -312,6 +312,23 @@ async def test_an_agent_browses_through_the_react_planner(site, chromium, tmp_pa
     assert observations[-1].content["quotes"][0]["url"] == site["base"] + "tower.html"
 
 
+async def test_each_task_closes_its_page_and_the_agent_keeps_chromium_until_it_closes(site, chromium, tmp_path):
+    script = [{"tool_calls": [{"name": "browser.open", "arguments": {"url": site["base"] + "bread.html"}}]}, {"text": "flour"}]
+    (tmp_path / "script.yaml").write_text(yaml.safe_dump(script))
+    agent = Agent(model=f"scripted:{tmp_path / 'script.yaml'}", tools=_executor(site).registry, tool_names=["browser"])
+    users, pins = chromium.users, chromium.pins
+    try:
+        for task_id in ("t1", "t2", "t3"):
+            result = await agent.arun("What does a baguette need?", task_id)
+            assert result.status == "ok" and result.steps[0].observations[0].ok, result.error
+            assert chromium.users == users  # the task's context and page are closed...
+            assert chromium.pins == pins + 1  # ...but the agent holds the browser for its next task
+        assert not agent.executor._sessions
+    finally:
+        await agent.aclose()
+    assert chromium.pins == pins and chromium.alive  # released; the test session's own hold remains
+
+
 async def test_a_search_with_no_backend_names_the_offline_option(site, chromium):
     ex = _executor(site, search={"online_backends": ["searxng"]})
     try:
@@ -343,7 +360,7 @@ async def test_a_session_recovers_when_chromium_goes_away(site, chromium):
     ex = _executor(site, extra_args=["--lang=en-US"])
     try:
         assert (await _call(ex, "open", url=site["base"] + "bread.html")).ok
-        session = ex._state[("s", "browser")]["session"]
+        session = ex._sessions["s"]["browser"]["session"]
         assert session.driver.host is not chromium
         await session.driver.host.browser.close()  # stands in for a crash
         again = await _call(ex, "open", url=site["base"] + "bridges.html")

@@ -26,7 +26,11 @@ class ToolContext:
     tool: str = ""
     action: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)  # per (session, tool); survives across calls
+    # per (session, tool), kept across calls; its "__close__" callable runs when the session's task ends
+    state: dict[str, Any] = field(default_factory=dict)
+    # per tool, shared by every session of one executor (one agent); its "__close__" runs when the
+    # agent closes: for what outlives a task, like a server connection a batch's tasks share
+    shared_state: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
 
 

@@ -10,9 +10,9 @@ action's `function` names its MCP tool when the name isn't a valid action name (
 Calls share one session per tool and process (see mcp_connection.py for why the session lives
 on a loop of its own). It opens on the first call, is counted in by every agent session that
 uses it, and is closed when the last of them closes (`Executor.aclose` runs the `__close__` each
-session put in its tool state); the next call reopens it. One server process per tool rather
-than per task: MCP servers are built to serve many calls over one session, and a batch of 64
-tasks should not spawn 64 servers. A server that dies is restarted by the next call.
+executor put in the tool's shared state); the next call reopens it. One server process per tool
+rather than per task: MCP servers are built to serve many calls over one session, and a batch of
+64 tasks, or of 10,000 run one after another, should not spawn a server per task. A server that dies is restarted by the next call.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ DEFAULT_CONNECT_TIMEOUT_S = 30.0
 
 
 class MCPServerHandle:
-    """The connection of one tool, shared by its actions, counted in by the sessions using it."""
+    """The connection of one tool, shared by its actions, counted in by the executors using it."""
 
     def __init__(self, connection: Any):
         self.connection = connection
@@ -38,11 +38,11 @@ class MCPServerHandle:
         self._lock = threading.Lock()
 
     def join(self, ctx: ToolContext) -> None:
-        if "__close__" in ctx.state:
+        if "__close__" in ctx.shared_state:
             return
         with self._lock:
             self._users += 1
-        ctx.state["__close__"] = self.leave
+        ctx.shared_state["__close__"] = self.leave
 
     async def leave(self) -> None:
         with self._lock:

@@ -139,6 +139,8 @@ class Agent:
             result.status, result.error = "error", str(exc)
         except Exception as exc:  # noqa: BLE001 - a task always returns; the error is on its result
             result.status, result.error = "error", f"{type(exc).__name__}: {exc}"
+        finally:
+            await self.executor.close_session(task_id)  # what tools kept for this task: a browser page...
         if result.error:
             result.error = self.redact(result.error)
             trace.emit("error", text=result.error)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from typing import Any, Awaitable, Callable
 
@@ -19,6 +20,8 @@ from toolkit.runtime.llm.parsing import clean_text
 from toolkit.runtime.flat_schema import FlatCheck, flat_check
 from toolkit.runtime.secrets import redactor_for
 from toolkit.types import ErrorCode, Observation, ToolCall
+
+log = logging.getLogger(__name__)
 
 # Decides whether a call may run: True runs it; False (or a string, the reason) refuses it.
 Approver = Callable[[ToolCall, ResolvedAction], Awaitable[bool | str]]
@@ -74,7 +77,8 @@ class Executor:
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._validators: dict[str, Draft202012Validator] = {}
         self._flat_checks: dict[str, FlatCheck | None] = {}
-        self._state: dict[tuple[str, str], dict[str, Any]] = {}  # (session, tool) -> state
+        self._sessions: dict[str, dict[str, dict[str, Any]]] = {}  # session -> tool -> state
+        self._shared: dict[str, dict[str, Any]] = {}  # tool -> state shared by all sessions
 
     def _certainly_valid(self, resolved: ResolvedAction, arguments: dict[str, Any]) -> bool:
         key = resolved.qualified_name
@@ -133,7 +137,8 @@ class Executor:
             tool=resolved.tool.name,
             action=resolved.action.name,
             settings=resolved.tool.settings,
-            state=self._state.setdefault((session_id, resolved.tool.name), {}),
+            state=self._sessions.setdefault(session_id, {}).setdefault(resolved.tool.name, {}),
+            shared_state=self._shared.setdefault(resolved.tool.name, {}),
         )
         async with self._semaphore:
             return await self._invoke_with_retries(call, resolved, ctx, started)
@@ -185,15 +190,33 @@ class Executor:
             attempts=attempts,
         )
 
+    async def close_session(self, session_id: str) -> None:
+        """Let tools release what they kept for one session (a browser page, say). The agent calls
+        this when a task ends, so that a batch of thousands of tasks does not keep thousands of
+        sessions open until the agent closes."""
+        for tool, state in self._sessions.pop(session_id, {}).items():
+            await self._run_closer(state, f"{tool}'s state of session {session_id}")
+
     async def aclose(self) -> None:
-        """Let tools release per-session resources (a browser, say) that they kept in their state."""
-        for state in self._state.values():
-            closer = state.get("__close__")
-            if closer is not None:
-                result = closer()
-                if asyncio.iscoroutine(result):
-                    await result
-        self._state.clear()
+        """Close every session still open, then what tools shared across sessions."""
+        for session_id in list(self._sessions):
+            await self.close_session(session_id)
+        shared, self._shared = self._shared, {}
+        for tool, state in shared.items():
+            await self._run_closer(state, f"{tool}'s shared state")
+
+    async def _run_closer(self, state: dict[str, Any], what: str) -> None:
+        closer = state.get("__close__")
+        if closer is None:
+            return
+        try:
+            result = closer()
+            if asyncio.iscoroutine(result):
+                await result
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failed cleanup must not lose a task's result
+            log.warning("closing %s failed: %s: %s", what, type(exc).__name__, self.redact(str(exc)))
 
 
 def _json_safe(content: Any, text: str) -> Any:

@@ -6,7 +6,9 @@ a shared browser, a context and page per session), text.py (page text and window
 (which URLs may load), settings.py.
 
 Each function takes the ToolContext (`ctx`) that the python binding passes: the session lives in
-`ctx.state` (one per agent session and tool) and is closed through `ctx.state["__close__"]`.
+`ctx.state` (one per agent session and tool) and is closed through `ctx.state["__close__"]` when
+the task ends; the agent's hold on Chromium (`ctx.shared_state`) keeps the browser itself open
+until the agent closes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, AsyncIterator
 
 from toolkit.bindings import ToolContext, ToolInputError
 from toolkit.tools.browser.errors import ActionRefused, PageLoadError
-from toolkit.tools.browser.page import keep_browser
+from toolkit.tools.browser.page import HostHold, keep_browser
 from toolkit.tools.browser.session import BrowserSession
 from toolkit.tools.browser.settings import BrowserSettings, parse_settings
 from toolkit.tools.browser.text import readable_text
@@ -34,9 +36,13 @@ def session_of(ctx: ToolContext | None) -> BrowserSession:
         raise RuntimeError("the browser keeps state per agent session: call it through the executor (it passes ctx)")
     session = ctx.state.get("session")
     if session is None:
-        session = BrowserSession(parse_settings(ctx.settings))
+        hold = ctx.shared_state.get("hold")
+        if hold is None:
+            hold = ctx.shared_state["hold"] = HostHold()
+            ctx.shared_state["__close__"] = hold.close
+        session = BrowserSession(parse_settings(ctx.settings), hold=hold)
         ctx.state["session"] = session
-        ctx.state["__close__"] = session.close
+        ctx.state["__close__"] = session.close  # when the task ends
     return session
 
 

@@ -119,6 +119,29 @@ async def release_host(host: BrowserHost, *, pin: bool = False) -> None:
         await host.close()
 
 
+class HostHold:
+    """One agent's hold on the browser its sessions use, so that the browser stays open between
+    its tasks: each task's session closes when the task ends, and a batch run one task after
+    another would otherwise launch Chromium once per task. The agent's close releases it."""
+
+    def __init__(self) -> None:
+        self.host: BrowserHost | None = None
+
+    def take(self, host: BrowserHost) -> BrowserHost | None:
+        """Hold `host` (no await between check and count: sessions of one agent race here). Returns
+        the host held before, after a relaunch, for the caller to release."""
+        if host is self.host:
+            return None
+        previous, self.host = self.host, host
+        host.pins += 1
+        return previous
+
+    async def close(self) -> None:
+        host, self.host = self.host, None
+        if host is not None:
+            await release_host(host, pin=True)
+
+
 @asynccontextmanager
 async def keep_browser(settings: BrowserSettings | None = None) -> AsyncIterator[BrowserHost]:
     """Hold the shared browser open (launching it now) for the duration of the block."""
@@ -138,9 +161,10 @@ class PageDriver:
     """One session's browser context and page. Every request the page makes goes through the
     session's policy proxy (loopback included: Chromium otherwise bypasses proxies for it)."""
 
-    def __init__(self, settings: BrowserSettings, policy: URLPolicy):
+    def __init__(self, settings: BrowserSettings, policy: URLPolicy, hold: HostHold | None = None):
         self.settings = settings
         self.policy = policy
+        self.hold = hold
         self.host: BrowserHost | None = None
         self.context = None
         self.page = None
@@ -155,6 +179,8 @@ class PageDriver:
             if self.page is not None:
                 return
             self.host = await acquire_host(self.settings)
+            if self.hold is not None and (previous := self.hold.take(self.host)) is not None:
+                await release_host(previous, pin=True)
             try:
                 proxy_url = await self.proxy.start()
                 self.context = await self.host.browser.new_context(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolkit.tools.browser.errors import ActionRefused
-from toolkit.tools.browser.page import LoadedPage, PageDriver
+from toolkit.tools.browser.page import HostHold, LoadedPage, PageDriver
 from toolkit.tools.browser.settings import BrowserSettings
 from toolkit.tools.browser.text import Window, find_spans, readable_text, split_windows, window_of
 from toolkit.tools.browser.urls import URLPolicy
@@ -70,9 +70,10 @@ class BrowserSession:
     quotes: list[Quote] = field(default_factory=list)
     visited: list[str] = field(default_factory=list)  # every page loaded, in order, once
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one action at a time per session
+    hold: HostHold | None = None  # the agent's hold that keeps the browser open between its tasks
 
     def __post_init__(self) -> None:
-        self.driver = PageDriver(self.settings, URLPolicy(self.settings))
+        self.driver = PageDriver(self.settings, URLPolicy(self.settings), self.hold)
 
     @property
     def page(self) -> PageState | None:
