@@ -6,7 +6,7 @@ shape across a boundary (DESIGN.md, principle 2).
 
 from __future__ import annotations
 
-import uuid
+import os
 from enum import Enum
 from typing import Any, Literal
 
@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 def new_id(prefix: str = "call") -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+    # 48 random bits, as uuid4().hex[:12] gave, at a fifth of the cost: a call id is made per call
+    return f"{prefix}_{os.urandom(6).hex()}"
 
 
 class ErrorCode(str, Enum):
