@@ -179,6 +179,37 @@ def test_tool_choice_none_gives_text_and_a_named_choice_forces_the_tool(backend)
     jsonschema.validate(r.tool_calls[0].arguments, unbounded.parameters)
 
 
+def test_answer_max_tokens_caps_the_words_and_zero_stops_at_the_choice(backend):
+    question = user("Write a long poem about the sea.")
+    long = ask(backend, LLMRequest(messages=question, tools=[CALCULATE], tool_choice="none", sampling=Sampling(max_tokens=200)))
+    capped = ask(backend, LLMRequest(messages=question, tools=[CALCULATE], tool_choice="none",
+                                     sampling=Sampling(max_tokens=200, answer_max_tokens=24)))
+    assert capped.parse_error is None and 0 < capped.usage.completion_tokens <= 24 < long.usage.completion_tokens
+    assert 0 < len(capped.text) < len(long.text)  # cut by the grammar's bound: closed, not broken off
+    none = ask(backend, LLMRequest(messages=question, tools=[CALCULATE], sampling=Sampling(max_tokens=200, answer_max_tokens=0)))
+    if not none.tool_calls:  # the model chose to answer: nothing is decoded after the choice
+        assert none.text == "" and none.parse_error is None and none.usage.completion_tokens <= 12  # `final_answer"`
+    forced = ask(backend, LLMRequest(messages=question, tools=[CALCULATE], tool_choice="none",
+                                     sampling=Sampling(max_tokens=200, answer_max_tokens=0)))
+    assert forced.text == "" and forced.tool_calls == [] and forced.parse_error is None
+
+
+def test_the_action_choice_stops_once_one_name_fits_and_is_completed_in_tokens(backend):
+    from toolkit.runtime.llm.llamacpp import _completed_choice
+
+    assert _completed_choice("math.c", ["math.calculate", "weather.forecast", "final_answer"]) == "math.calculate"
+    assert _completed_choice("get", ["get", "get_x"]) == "get" and _completed_choice("ge", ["get", "get_x"]) is None
+    for name in ("math.calculate", "final_answer"):
+        tokens = backend.continuation(name + '"')
+        for k in range(len(tokens) + 1):  # cut anywhere, the quote's token included or not
+            assert backend.engine.detokenize(backend._completed_tokens(tokens[:k], name + '"')) == name + '"'
+    r = ask(backend, LLMRequest(messages=user("What is 12 * (7 + 5)?"), tools=[CALCULATE, WEATHER]))
+    assert [c.name for c in r.tool_calls] == ["math.calculate"]
+    # "math.calculate" is several tokens: the choice stopped after the first ones ("m" fits one name)
+    arguments_tokens = len(backend.continuation(json.dumps(r.tool_calls[0].arguments)))
+    assert r.usage.completion_tokens <= arguments_tokens + 3
+
+
 def test_required_tool_choice_never_answers_directly(backend):
     r = ask(backend, LLMRequest(messages=user("Hello!"), tools=[CALCULATE, WEATHER], tool_choice="required"))
     assert r.parse_error is None and len(r.tool_calls) == 1

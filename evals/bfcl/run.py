@@ -45,7 +45,9 @@ def bfcl_request(question: Question, max_tokens: int = 256) -> LLMRequest:
         tools=to_tool_specs(question.functions),
         tool_choice="auto",
         parallel_tool_calls=True,
-        sampling=Sampling(temperature=0.0, max_tokens=max_tokens, seed=0),
+        # BFCL scores calls only: a model that answers in words instead has said "no call", and
+        # decoding the words would only spend time (the baseline's backend ignores this)
+        sampling=Sampling(temperature=0.0, max_tokens=max_tokens, seed=0, answer_max_tokens=0),
     )
 
 

@@ -7,9 +7,12 @@ A tool turn is decoded in two constrained stages that continue one sequence (the
 the first's KV cache):
 
 1. after the prompt and `{"name": "`, a choice among the offered tool names and `final_answer`
-   (tool_choice `required` drops `final_answer`, `none` leaves only it, a tool name forces it);
+   (tool_choice `required` drops `final_answer`, `none` leaves only it, a tool name forces it),
+   decoded until what was written begins only one of them: the rest of the name is appended as
+   tokens, not decoded one step each (BFCL's names run to 10+ tokens);
 2. after `", "arguments": `, the arguments under that action's JSON schema (sanitised for
-   llama.cpp's converter; a generic JSON object grammar if it still can't be converted).
+   llama.cpp's converter; a generic JSON object grammar if it still can't be converted), or the
+   final answer's words, at most `sampling.answer_max_tokens` of them (0: none are decoded).
 
 The call is then validated against the original schema (toolkit.runtime.llm.parsing), so a call
 either parses and validates or comes back as `parse_error`; it can't come back as junk text.
@@ -59,6 +62,14 @@ def _previous_calls(request: LLMRequest) -> set[str]:
     answered = {m.tool_call_id for m in request.messages if m.role == "tool"}
     return {_signature(c) for m in request.messages if m.role == "assistant" for c in m.tool_calls
             if c.id in answered or not answered}
+
+
+def _completed_choice(text: str, options: list[str]) -> str | None:
+    """The option `text` names: itself, else the only option it begins (None: cut off)."""
+    if text in options:
+        return text
+    started = [o for o in options if o.startswith(text)] if text else []
+    return started[0] if len(started) == 1 else None
 
 
 class LlamaCppBackend:
@@ -272,16 +283,18 @@ class LlamaCppBackend:
         results: list[JobResult] = []
         if len(options) == 1:
             name, chosen = options[0], self.continuation(options[0] + '"')
-        else:  # stage 1: the action
+        else:  # stage 1: the action, decoded until only one option fits what was written
             first = await self.run_job(
-                self._job(request, prompt, grammar=choice_gbnf(options, suffix='"'), stop=('"',), max_tokens=64)
+                self._job(request, prompt, grammar=choice_gbnf(options, suffix='"'), stop=('"',), max_tokens=64,
+                          choices=tuple(options))
             )
             results.append(first)
             if first.finish_reason == "error":
                 raise BackendError(first.error or "decoding failed")
-            name, chosen = first.text, first.tokens
-        if name not in options:
-            return LLMResponse(text=name, parse_error=f"the action choice was cut off ({name!r})"), results
+            name = _completed_choice(first.text, options)
+            if name is None:
+                return LLMResponse(text=first.text, parse_error=f"the action choice was cut off ({first.text!r})"), results
+            chosen = self._completed_tokens(first.tokens, name + '"')
         response = await self._arguments(request, prompt + chosen, name, results)
         if (
             response.tool_calls
@@ -293,10 +306,23 @@ class LlamaCppBackend:
             response = await self._arguments(request, prompt + self.continuation(FINAL_ANSWER + '"'), FINAL_ANSWER, results)
         return response, results
 
+    def _completed_tokens(self, tokens: list[int], text: str) -> list[int]:
+        """The model's own tokens for the part of `text` it wrote (up to the closing quote, which a
+        stop may have cut from the text but not from the tokens), then the rest of `text`."""
+        written = self.engine.detokenize(tokens)
+        if not text.startswith(written):
+            return self.continuation(text)
+        rest = text[len(written):]
+        return tokens + (self.continuation(rest) if rest else [])
+
     async def _arguments(self, request: LLMRequest, prefix: list[int], name: str, results: list[JobResult]) -> LLMResponse:
         """Stage 2: the arguments of `name` after `prefix` (the prompt up to the name's closing quote)."""
         budget = max(request.sampling.max_tokens - sum(len(r.tokens) for r in results), 16)
         if name == FINAL_ANSWER:
+            cap = request.sampling.answer_max_tokens
+            if cap == 0:  # the caller wants only to know that the model answers instead of calling
+                return LLMResponse(text="")
+            budget = budget if cap is None else min(budget, max(cap, 16))
             grammar = final_grammar(budget)
         else:
             schema = next(t.parameters for t in request.tools if t.name == name)

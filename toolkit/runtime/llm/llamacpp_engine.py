@@ -112,6 +112,9 @@ class Job:
     stop: tuple[str, ...] = ()
     stop_at_json_end: bool = False
     complete_texts: frozenset[str] = frozenset()  # stop as soon as the text is one of these
+    # a choice among these texts: stop as soon as the text starts only one of them (the caller
+    # completes it; decoding the rest of a long tool name one token at a time would settle nothing)
+    choices: tuple[str, ...] = ()
     score_from: int | None = None  # scoring: sum log p(prompt[i] | prompt[:i]) for i >= score_from
     on_text: Callable[[str], None] | None = None  # streaming, called from the engine thread
     on_done: Callable[[JobResult], None] | None = None  # called once, from the engine thread
@@ -453,6 +456,8 @@ class LlamaEngine:
                     a.text, done = a.text[:at], "stop"
                     break
             if a.text in a.job.complete_texts:
+                done = "stop"
+            elif a.job.choices and not done and sum(c.startswith(a.text) for c in a.job.choices) == 1:
                 done = "stop"
             if new and a.job.on_text:
                 a.job.on_text(new)
