@@ -17,6 +17,7 @@ from jsonschema import Draft202012Validator
 from toolkit.bindings import ToolContext, ToolInputError
 from toolkit.registry import ResolvedAction, ToolRegistry, UnavailableToolError, UnknownToolError
 from toolkit.runtime.llm.parsing import clean_text
+from toolkit.runtime.deadlines import cut_off_after
 from toolkit.runtime.flat_schema import FlatCheck, flat_check
 from toolkit.runtime.secrets import redactor_for
 from toolkit.types import ErrorCode, Observation, ToolCall
@@ -150,8 +151,8 @@ class Executor:
         while True:
             attempt += 1
             try:
-                # asyncio.timeout, not wait_for: no extra task per call (wait_for makes one on 3.11)
-                async with asyncio.timeout(timeout):
+                # not wait_for (an extra task per call) nor asyncio.timeout (a timer per call)
+                with cut_off_after(timeout):
                     content = await resolved.binding.invoke(call.arguments, ctx)
             except TimeoutError:
                 code, message = ErrorCode.timeout, f"no result after {timeout:g} s; the call was cut off"
