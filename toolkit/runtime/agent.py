@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
-import uuid
 from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
 from toolkit.config import Config, load_config, tool_folders
@@ -105,7 +105,7 @@ class Agent:
         self, task: str, task_id: str | None = None, *, tool_names: list[str] | None = None, max_steps: int | None = None
     ) -> TaskResult:
         """Run one task. `tool_names` and `max_steps` override the agent's for this task alone."""
-        task_id = task_id or uuid.uuid4().hex[:12]
+        task_id = task_id or os.urandom(6).hex()  # 12 hex digits, as uuid4().hex[:12] gave, cheaper
         task = clean_text(task)  # a task from JSON may hold lone surrogates; results must serialise
         sink: EventSink | None = (lambda e: self.on_event(task_id, e)) if self.on_event else None  # type: ignore[misc]
         trace = TraceRecorder(sink, redact=self.redact)

@@ -28,7 +28,9 @@ class TraceRecorder:
         fields = {k: v for k, v in fields.items() if v is not None}
         if self.redact is not None and fields.get("text"):
             fields["text"] = self.redact(fields["text"])
-        event = TraceEvent(kind=kind, t=round(time.perf_counter() - self.started, 6), **fields)
+        # whole microseconds; int() rather than round(x, 6), which costs 7x as much (string-based)
+        t = int((time.perf_counter() - self.started) * 1e6) / 1e6
+        event = TraceEvent(kind=kind, t=t, **fields)
         self.events.append(event)
         if self.sink is not None:
             self.sink(event)
