@@ -127,14 +127,14 @@ class HostHold:
     def __init__(self) -> None:
         self.host: BrowserHost | None = None
 
-    def take(self, host: BrowserHost) -> BrowserHost | None:
-        """Hold `host` (no await between check and count: sessions of one agent race here). Returns
-        the host held before, after a relaunch, for the caller to release."""
+    async def take(self, host: BrowserHost) -> None:
+        """Hold `host`, the browser a session just acquired; after a relaunch, let go of the old one."""
         if host is self.host:
-            return None
+            return
         previous, self.host = self.host, host
-        host.pins += 1
-        return previous
+        host.pins += 1  # as acquire_host(pin=True) counts, without its lock: `host` is up already
+        if previous is not None:
+            await release_host(previous, pin=True)
 
     async def close(self) -> None:
         host, self.host = self.host, None
@@ -179,8 +179,8 @@ class PageDriver:
             if self.page is not None:
                 return
             self.host = await acquire_host(self.settings)
-            if self.hold is not None and (previous := self.hold.take(self.host)) is not None:
-                await release_host(previous, pin=True)
+            if self.hold is not None:
+                await self.hold.take(self.host)
             try:
                 proxy_url = await self.proxy.start()
                 self.context = await self.host.browser.new_context(
