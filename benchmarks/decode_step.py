@@ -3,10 +3,11 @@
     python benchmarks/decode_step.py [--model smollm2] [--weights shipped,q8_0,f16] [--repeat 12]
 
 For each weight format of a packaged model (transcode.py re-encodes it), with the engine's context
-settings (EngineConfig's defaults: flash attention, 48-row ubatches, no repacked kernels; unified KV): the prefill rate of a
-432-token prompt, then the median time of one `llama_decode` holding the next token of 1, 2, 4 and
-8 sequences that share that prompt. The last column is what batching can gain at 8 sequences over
-the serial engine, whose single row is padded to two: 8 x (2-row step) / (8-row step).
+settings (EngineConfig's defaults: flash attention, 48-row ubatches, no repacked kernels; unified
+KV): the prefill rate of a 432-token prompt, then the median time of one `llama_decode` holding
+the next token of 1, 2, 4 and 8 sequences that share that prompt. The last column is what
+batching can gain at 8 sequences over the serial engine, whose single row is padded to two:
+8 x (2-row step) / (8-row step).
 """
 
 from __future__ import annotations

@@ -91,8 +91,9 @@ class Sampling(BaseModel):
     seed: int | None = None
     stop: list[str] = Field(default_factory=list)
     # In a tool turn, the most tokens a final answer in words may take (None: max_tokens; 0: stop
-    # once the model has chosen to answer rather than call). For callers that read only the calls,
-    # such as BFCL scoring. Honoured by the llamacpp backend's two-stage tool turns.
+    # once the model has chosen to answer rather than call; other values count as at least 16, the
+    # JSON around the words needs room). For callers that read only the calls, such as BFCL
+    # scoring. Honoured by the llamacpp backend's two-stage tool turns.
     answer_max_tokens: int | None = Field(default=None, ge=0)
 
 

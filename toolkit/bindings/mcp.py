@@ -8,11 +8,12 @@ leave servers running). Actions listed in the manifest restrict and override wha
 action's `function` names its MCP tool when the name isn't a valid action name (`env.get`).
 
 Calls share one session per tool and process (see mcp_connection.py for why the session lives
-on a loop of its own). It opens on the first call, is counted in by every agent session that
+on a loop of its own). It opens on the first call, is counted in by every executor (agent) that
 uses it, and is closed when the last of them closes (`Executor.aclose` runs the `__close__` each
-executor put in the tool's shared state); the next call reopens it. One server process per tool
-rather than per task: MCP servers are built to serve many calls over one session, and a batch of
-64 tasks, or of 10,000 run one after another, should not spawn a server per task. A server that dies is restarted by the next call.
+executor put in the tool's shared state, not at a task's end); the next call reopens it. One
+server process per tool rather than per task: MCP servers are built to serve many calls over one
+session, and a batch of 64 tasks, or of 10,000 run one after another, should not spawn a server
+per task. A server that dies is restarted by the next call.
 """
 
 from __future__ import annotations
