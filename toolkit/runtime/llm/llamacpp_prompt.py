@@ -106,7 +106,7 @@ def _notes(schema: dict[str, Any], path: str) -> list[str]:
     return notes
 
 
-def _signature_text(spec: ToolSpec) -> str:
+def signature_text(spec: ToolSpec) -> str:
     """`- name(a: integer, b?: string = "x"): description` and a line of parameter notes.
 
     Signatures rather than JSON schemas: the grammar enforces the schema anyway, and the schema's
@@ -137,7 +137,7 @@ def tool_block(tools: list[ToolSpec], system_text: str) -> str:
     ]
     if not all(spec.name in system_text for spec in tools):
         lines.append("Tools:")
-        lines.extend(_signature_text(spec) for spec in tools)
+        lines.extend(signature_text(spec) for spec in tools)
     examples: list[str] = []
     per_tool: dict[str, int] = {}
     for spec in tools:
