@@ -87,10 +87,9 @@ def calls_list_system(request: LLMRequest) -> Message:
 
 async def calls_list(backend: Backend, request: LLMRequest, max_calls: int) -> LLMResponse:
     messages = [calls_list_system(request), *(m for m in request.messages if m.role != "system")]
-    schema = calls_list_schema(request, max_calls)
     constrained = request.model_copy(update={
         "messages": messages, "tools": [], "tool_choice": "none",
-        "constraint": Constraint(kind="json_schema", json_schema=schema),
+        "constraint": Constraint(kind="json_schema", json_schema=calls_list_schema(request, max_calls)),
     })
     response = await backend.generate(constrained)
     if response.parse_error or (response.tool_calls and not response.text.strip()):
@@ -126,6 +125,8 @@ async def hybrid(backend: Backend, request: LLMRequest, max_calls: int) -> LLMRe
     if first.parse_error or not first.tool_calls:
         return first
     listed = await calls_list(backend, request, max_calls)
+    spent = {"usage": first.usage + listed.usage,
+             "timings": listed.timings.model_copy(update={"total_s": first.timings.total_s + listed.timings.total_s})}
     if listed.parse_error or not listed.tool_calls:
-        return first.model_copy(update={"tool_calls": first.tool_calls[:1]})
-    return listed
+        return first.model_copy(update={"tool_calls": first.tool_calls[:1], **spent})
+    return listed.model_copy(update=spent)
