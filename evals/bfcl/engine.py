@@ -23,7 +23,7 @@ from typing import Any
 from toolkit.runtime.llm import Backend
 from toolkit.runtime.llm.llamacpp_prompt import signature_text
 from toolkit.runtime.llm.parsing import parse_native_calls
-from toolkit.types import Constraint, LLMRequest, LLMResponse, Message, ToolCall
+from toolkit.types import Constraint, LLMRequest, LLMResponse, Message, Timings, ToolCall
 
 ENGINE_MODES = ("tool-turns", "calls-list", "hybrid")
 NEXT_CALL_PROMPT = (
@@ -125,8 +125,5 @@ async def hybrid(backend: Backend, request: LLMRequest, max_calls: int) -> LLMRe
     if first.parse_error or not first.tool_calls:
         return first
     listed = await calls_list(backend, request, max_calls)
-    spent = {"usage": first.usage + listed.usage,
-             "timings": listed.timings.model_copy(update={"total_s": first.timings.total_s + listed.timings.total_s})}
-    if listed.parse_error or not listed.tool_calls:
-        return first.model_copy(update={"tool_calls": first.tool_calls[:1], **spent})
-    return listed.model_copy(update=spent)
+    spent = {"usage": first.usage + listed.usage, "timings": Timings(total_s=first.timings.total_s + listed.timings.total_s)}
+    return (first if listed.parse_error or not listed.tool_calls else listed).model_copy(update=spent)
