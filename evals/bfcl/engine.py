@@ -109,7 +109,7 @@ async def calls_list(backend: Backend, request: LLMRequest, max_calls: int) -> L
 async def hybrid(backend: Backend, request: LLMRequest, max_calls: int) -> LLMResponse:
     """A tool turn decides whether to call at all; when it calls, the calls are decoded again as
     one list (`calls_list`), which is the answer unless it came back empty or unreadable (then the
-    tool turn's call is).
+    tool turn's calls are).
 
     The tool turn is the better judge of "no function fits" (irrelevance: 12/20 vs the list's
     3/20 on BFCL's first 20), the list the better writer of the calls (simple_python 14/20 vs
