@@ -14,7 +14,7 @@ from rich.progress import Progress
 
 from evals.baselines import make_baseline
 from evals.bfcl.checker import check
-from evals.bfcl.engine import ENGINE_MODES, calls_list, hybrid, tool_turns
+from evals.bfcl.engine import ENGINE_MODES, calls_list, gated, hybrid, tool_turns
 from evals.bfcl.data import CATEGORIES, Question, load_category, to_messages, to_tool_specs
 from evals.runner import EvalReport, ReportRow, model_label, run_all
 from toolkit.runtime.llm import Backend, load_backend
@@ -58,6 +58,8 @@ async def answer_question(system: str, backend: Backend, question: Question, max
             response = await calls_list(backend, bfcl_request(question), max_calls)
         elif mode == "hybrid":
             response = await hybrid(backend, bfcl_request(question), max_calls)
+        elif mode == "gated":
+            response = await gated(backend, bfcl_request(question), max_calls)
         elif max_calls > 1:
             response = await tool_turns(backend, bfcl_request(question), max_calls)
         else:
@@ -115,7 +117,7 @@ async def run_bfcl(
     baseline: Backend | None = None,
     concurrency: int = 4,
     max_calls: int = 4,
-    mode: str = "hybrid",
+    mode: str = "gated",
 ) -> EvalReport:
     """Score the engine and its baseline on the first `limit` questions of each category.
     `max_calls`: the engine's budget of calls per question (1: a single model request)."""

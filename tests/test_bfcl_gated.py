@@ -1,0 +1,58 @@
+"""`--mode gated` (evals/bfcl/engine.py, the default): the question's words settle whether to call
+(toolkit.relevance), and listed calls that add nothing are dropped. On a scripted backend that
+plays its responses in order (`mode: sequence`) and records the requests it was sent."""
+
+from __future__ import annotations
+
+import asyncio
+
+import yaml
+
+from evals.bfcl.engine import gated
+from toolkit.runtime.llm import load_backend
+from toolkit.types import LLMRequest, Message, ToolSpec
+
+PLAY = ToolSpec(name="spotify.play_artist", description="Play music by an artist.", parameters={
+    "type": "object", "properties": {"artist": {"type": "string"}}, "required": ["artist"]})
+
+
+def call(artist: str, name: str = "spotify.play_artist") -> dict:
+    return {"name": name, "arguments": {"artist": artist}}
+
+
+def answer(tmp_path, question: str, responses: list[dict]):
+    path = tmp_path / "script.yaml"
+    path.write_text(yaml.safe_dump({"mode": "sequence", "scripts": [
+        {"match": ".", "responses": [*responses, {"text": "one request too many"}]}]}))
+    backend = load_backend(f"scripted:{path}")
+    backend.record_requests = True
+    request = LLMRequest(messages=[Message(role="user", content=question)], tools=[PLAY])
+    response = asyncio.run(gated(backend, request, max_calls=4))
+    return [c.arguments["artist"] for c in response.tool_calls], response, backend.requests
+
+
+def test_a_question_naming_the_function_gets_the_list_without_a_tool_turn(tmp_path):
+    question = "Play the artist Taylor Swift, then Maroon 5."
+    listed = {"tool_calls": [call("Taylor Swift"), call("Maroon 5"), call("Taylor Swift") | {"arguments": {"artist": "taylor swift"}}]}
+    artists, _, requests = answer(tmp_path, question, [listed])
+    assert artists == ["Taylor Swift", "Maroon 5"]  # the third repeats a value already used
+    assert len(requests) == 1 and requests[0].constraint.kind == "json_schema"
+
+
+def test_an_empty_list_for_a_named_function_falls_back_to_a_tool_turn_that_must_call(tmp_path):
+    responses = [{"text": '{"calls": []}'}, {"tool_calls": [call("Adele")]}]
+    artists, response, requests = answer(tmp_path, "Play the artist Adele.", responses)
+    assert artists == ["Adele"]
+    assert len(requests) == 2 and requests[1].tool_choice == "required" and requests[1].constraint is None
+
+
+def test_a_question_sharing_no_word_with_the_functions_gets_no_call_and_no_request(tmp_path):
+    artists, response, requests = answer(tmp_path, "How tall is Mount Everest?", [{"tool_calls": [call("Adele")]}])
+    assert artists == [] and requests == [] and "no call" in response.text
+
+
+def test_an_unclear_question_goes_through_the_tool_turn_first(tmp_path):
+    # "music" is in the description only: the tool turn decides, and here declines
+    artists, response, requests = answer(tmp_path, "Recommend some music.", [{"text": "No function fits."}])
+    assert artists == [] and response.text == "No function fits." and len(requests) == 1
+    assert requests[0].constraint is None and requests[0].tool_choice == "auto"
