@@ -69,7 +69,12 @@ def test_the_default_runs_as_q8_0_reencoded_once_from_the_shipped_q4_1(monkeypat
     from toolkit.runtime.llm.models import smollm2_path
 
     monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(tmp_path))
+    # an earlier install's re-encoding (another mtime) is deleted when this one is written
+    stale = tmp_path / "runtime" / f"{smollm2_path().stem}.{smollm2_path().stat().st_size}-1.q8_0.gguf"
+    stale.parent.mkdir()
+    stale.write_bytes(b"old")
     model = resolve_model("llamacpp", "default")
+    assert not stale.exists()
     assert model.path.parent == tmp_path / "runtime" and model.path.name.endswith(".q8_0.gguf")
     assert model.label.endswith("-as-Q8_0")
     shipped_size = smollm2_path().stat().st_size

@@ -10,7 +10,9 @@ or serial. Q8_0 holds Q4_1's values to within 1/254 of a block's range (Q4_1 its
 the model is the same model; `shipped` keeps the file as packaged, `f16` is exact and twice the size.
 
 The re-encoded file is written next to other cached models (atomically: temp file, then rename)
-and named after the source's size and mtime, so a reinstalled package is re-encoded, not reused.
+and named after the source's size and mtime, so a reinstalled package is re-encoded, not reused;
+writing it deletes the same source's older re-encodings in that format (each reinstall, a CI run on
+a fresh venv for one, otherwise left another 145 MB behind).
 """
 
 from __future__ import annotations
@@ -60,4 +62,7 @@ def runtime_weights(source: Path, fmt: str, cache: Path) -> Path:
         if code != 0:
             raise BackendError(f"llama.cpp could not re-encode {source} as {fmt} (code {code}); "
                                f"set {FORMAT_ENV}=shipped to use it as is")
+    for stale in target.parent.glob(f"{source.stem}.*.{fmt}.gguf"):
+        if stale != target and stale.name.count(".") == target.name.count("."):
+            stale.unlink(missing_ok=True)  # a process still reading it keeps its open copy
     return target
