@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from toolkit.relevance import drop_redundant_calls, in_request, relevance
+from toolkit.relevance import by_name_words, drop_redundant_calls, in_request, relevance
 from toolkit.types import ToolCall, ToolSpec
 
 
@@ -60,3 +60,14 @@ def test_a_later_call_stays_when_it_brings_a_new_value_or_the_request_names_it()
     assert drop_redundant_calls(plays, said) == plays
     # values the request never wrote are no new information
     assert drop_redundant_calls([plays[0], call("spotify.play", artist="Taylor Swift", volume=11)], said) == plays[:1]
+
+
+def test_calls_whose_tool_the_request_names_more_come_first_so_the_less_named_duplicate_goes():
+    said = "Calculate the area of a triangle with sides 5, 4 and 3."
+    calls = [call("circle_properties.get", radius=5), call("triangle_area.get", side1=5, side2=4, side3=3)]
+    ordered = by_name_words(calls, said)
+    assert ordered == calls[::-1]
+    assert drop_redundant_calls(ordered, said) == calls[1:]
+    # equal standing keeps the list's order
+    plays = [call("spotify.play", artist="A"), call("spotify.play", artist="B")]
+    assert by_name_words(plays, "Play A and B on spotify") == plays

@@ -48,6 +48,12 @@ def relevance(tools: list[ToolSpec], request: str) -> Relevance:
     return "unclear"
 
 
+def by_name_words(calls: list[ToolCall], request: str) -> list[ToolCall]:
+    """The calls, those whose tool name shares more words with the request first (stable)."""
+    said = set(tokenize(request))
+    return sorted(calls, key=lambda c: -shared_words(c.name, said))
+
+
 def _scalars(value: Any) -> Iterator[Any]:
     if isinstance(value, dict):
         for item in value.values():
@@ -94,4 +100,4 @@ def drop_redundant_calls(calls: list[ToolCall], request: str) -> list[ToolCall]:
     return kept
 
 
-__all__ = ["Relevance", "relevance", "drop_redundant_calls", "in_request", "shared_words", "words_match"]
+__all__ = ["Relevance", "relevance", "by_name_words", "drop_redundant_calls", "in_request", "shared_words", "words_match"]
