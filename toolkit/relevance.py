@@ -3,9 +3,9 @@ in a list add anything the calls before it did not.
 
 Tiny models judge both badly. On BFCL (200 questions a category), whether any offered function's
 name shares two or more words with the question separates the categories that need a call from
-`irrelevance` far better than SmolLM2-135M does: 65-90% of questions that need a call have such
+`irrelevance` far better than SmolLM2-135M does: 65-88% of questions that need a call have such
 a name, 5% of irrelevant ones; no word shared with any function's name or description: 58% of
-irrelevant questions, under 2% of the others. And given several functions, the model lists extra
+irrelevant questions, at most 1.5% of the others. And given several functions, the model lists extra
 calls to the other functions with the values it already used (`triangle_area_heron(3, 4, 5)` then
 `triangle_area_base_height(3, 5)`).
 
