@@ -355,9 +355,11 @@ class LlamaEngine:
         # Same numbers batched or not. ggml's CPU flash attention has three kernels: a tiled one
         # for ubatches of >= 64 query rows, a KV-split one for a single row over >= 512 cells,
         # and a row-by-row one that walks the KV cells in order, skipping masked cells, so a
-        # row's result doesn't depend on what else is in the batch or where its cells sit. We
-        # keep every row on the last: ubatches of < 64 rows (n_ubatch), and a ubatch is never a
-        # single row: a throwaway token in the scratch sequence pads it to two.
+        # row's result doesn't depend on what else is in the batch. We keep every row on the
+        # last: ubatches of < 64 rows (n_ubatch), and a ubatch is never a single row: a throwaway
+        # token in the scratch sequence pads it to two. It does depend on the cells' order: once
+        # the cache has wrapped, a prompt's new cells can sit before its cached prefix's, and its
+        # numbers change (tests/test_llamacpp_cell_order.py, a strict xfail until that is fixed).
         b, budget = self.batch, self.config.n_batch - 1
         b.n_tokens = 0
         outputs: list[tuple[int, _Active, int]] = []  # (batch index, request, position)
