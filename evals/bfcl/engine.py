@@ -30,7 +30,6 @@ from toolkit.runtime.llm.llamacpp_prompt import signature_text
 from toolkit.runtime.llm.parsing import parse_native_calls
 from toolkit.types import Constraint, LLMRequest, LLMResponse, Message, Timings, ToolCall
 
-ENGINE_MODES = ("tool-turns", "calls-list", "hybrid", "gated")
 NEXT_CALL_PROMPT = (
     "(Recorded; functions are not executed here.) If the question asks for another function call, "
     "make it now; otherwise give the final answer."
@@ -175,3 +174,8 @@ async def gated(backend: Backend, request: LLMRequest, max_calls: int) -> LLMRes
     else:
         response = await hybrid(backend, request, max_calls)
     return response.model_copy(update={"tool_calls": drop_redundant_calls(by_name_words(list(response.tool_calls), said), said)})
+
+
+# how each `--mode` answers a question (`tool-turns` with a budget of one call is a plain request)
+ENGINE_ANSWERS = {"tool-turns": tool_turns, "calls-list": calls_list, "hybrid": hybrid, "gated": gated}
+ENGINE_MODES = tuple(ENGINE_ANSWERS)

@@ -14,7 +14,7 @@ from rich.progress import Progress
 
 from evals.baselines import make_baseline
 from evals.bfcl.checker import check
-from evals.bfcl.engine import ENGINE_MODES, calls_list, gated, hybrid, tool_turns
+from evals.bfcl.engine import ENGINE_ANSWERS, ENGINE_MODES
 from evals.bfcl.data import CATEGORIES, Question, load_category, to_messages, to_tool_specs
 from evals.runner import EvalReport, ReportRow, model_label, run_all
 from toolkit.runtime.llm import Backend, load_backend
@@ -54,16 +54,10 @@ def bfcl_request(question: Question, max_tokens: int = 256) -> LLMRequest:
 async def answer_question(system: str, backend: Backend, question: Question, max_calls: int = 1, mode: str = "tool-turns") -> dict[str, Any]:
     """One question through one system, scored. Never raises: a failure is an unparseable answer."""
     try:
-        if mode == "calls-list":
-            response = await calls_list(backend, bfcl_request(question), max_calls)
-        elif mode == "hybrid":
-            response = await hybrid(backend, bfcl_request(question), max_calls)
-        elif mode == "gated":
-            response = await gated(backend, bfcl_request(question), max_calls)
-        elif max_calls > 1:
-            response = await tool_turns(backend, bfcl_request(question), max_calls)
-        else:
+        if mode == "tool-turns" and max_calls <= 1:  # as the backend answers, all its calls kept
             response = await backend.generate(bfcl_request(question))
+        else:
+            response = await ENGINE_ANSWERS[mode](backend, bfcl_request(question), max_calls)
     except Exception as exc:  # noqa: BLE001 - a crashed generation is scored, not fatal
         response = LLMResponse(finish_reason="error", parse_error=f"{type(exc).__name__}: {exc}")
     if response.parse_error and not response.tool_calls and FINAL_ANSWER_CUT in response.parse_error:
