@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 from pathlib import Path
 
 from toolkit.runtime.llm.base import BackendError
@@ -62,7 +63,8 @@ def runtime_weights(source: Path, fmt: str, cache: Path) -> Path:
         if code != 0:
             raise BackendError(f"llama.cpp could not re-encode {source} as {fmt} (code {code}); "
                                f"set {FORMAT_ENV}=shipped to use it as is")
-    for stale in target.parent.glob(f"{source.stem}.*.{fmt}.gguf"):
-        if stale != target and stale.name.count(".") == target.name.count("."):
+    earlier = re.compile(re.escape(source.stem) + r"\.\d+-\d+\." + re.escape(fmt) + r"\.gguf")  # transcoded_path's names
+    for stale in target.parent.iterdir():
+        if stale != target and earlier.fullmatch(stale.name):
             stale.unlink(missing_ok=True)  # a process still reading it keeps its open copy
     return target
