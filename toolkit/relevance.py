@@ -91,12 +91,12 @@ def drop_redundant_calls(calls: list[ToolCall], request: str) -> list[ToolCall]:
     named: set[str] = set()
     for call in calls:
         values = {_key(v) for v in _scalars(call.arguments) if in_request(v, request)}
-        new_words = set(tokenize(call.name)) - named
-        if kept and not values - used and not any(words_match(w, s) for w in new_words for s in said):
+        words = set(tokenize(call.name))
+        if kept and not values - used and not any(words_match(w, s) for w in words - named for s in said):
             continue
         kept.append(call)
         used |= values
-        named |= set(tokenize(call.name))
+        named |= words
     return kept
 
 
