@@ -148,6 +148,19 @@ async def run_all(
     return list(results), time.perf_counter() - started
 
 
+async def run_systems(
+    runs: list[tuple[str, Callable[[], Awaitable[tuple[list[R], float]]]]], side_by_side: bool
+) -> tuple[list[R], dict[str, float]]:
+    """Run each system's pass over the items (label, a `run_all` call): all at once when
+    `side_by_side`, else one after the other. Returns every result and each system's wall time."""
+    if side_by_side:
+        done = await asyncio.gather(*(run() for _, run in runs))
+    else:
+        done = [await run() for _, run in runs]
+    results = [r for rs, _ in done for r in rs]
+    return results, {label: round(seconds, 2) for (label, _), (_, seconds) in zip(runs, done)}
+
+
 def print_report(report: EvalReport, as_json: bool, console: Console | None = None) -> None:
     if as_json:
         print(json.dumps(report.model_dump(exclude={"items"}), indent=2))

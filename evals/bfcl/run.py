@@ -12,12 +12,12 @@ from typing import Any
 
 from rich.progress import Progress
 
-from evals.baselines import make_baseline
+from evals.baselines import engine_and_baseline
 from evals.bfcl.checker import check
 from evals.bfcl.engine import ENGINE_ANSWERS, ENGINE_MODES
 from evals.bfcl.data import CATEGORIES, Question, load_category, to_messages, to_tool_specs
-from evals.runner import EvalReport, ReportRow, model_label, run_all
-from toolkit.runtime.llm import Backend, load_backend
+from evals.runner import EvalReport, ReportRow, model_label, run_all, run_systems
+from toolkit.runtime.llm import Backend
 from toolkit.types import LLMRequest, LLMResponse, Message, Sampling
 
 ENGINE_LABEL = "toolkit engine"
@@ -112,28 +112,27 @@ async def run_bfcl(
     concurrency: int = 4,
     max_calls: int = 4,
     mode: str = "gated",
+    side_by_side: bool = True,
 ) -> EvalReport:
     """Score the engine and its baseline on the first `limit` questions of each category.
-    `max_calls`: the engine's budget of calls per question (1: a single model request)."""
+    `max_calls`: the engine's budget of calls per question (1: a single model request).
+    `side_by_side`: the engine and the baseline answer at the same time, on half the cores each
+    (False: the baseline after the engine, each on all cores, for wall times measured alone)."""
     if mode not in ENGINE_MODES:
         raise ValueError(f"unknown engine mode {mode!r}; choose one of {', '.join(ENGINE_MODES)}")
     unknown = [c for c in categories if c not in CATEGORIES and not c.startswith("live_")]
     if unknown:
         raise ValueError(f"unsupported BFCL categories {unknown}; choose from {', '.join(CATEGORIES)}")
     questions = [q for c in categories for q in load_category(c, data_dir, limit)]
-    engine = engine or load_backend(model)
-    baseline = baseline or make_baseline(model, engine)
+    engine, baseline = engine_and_baseline(model, side_by_side, engine, baseline)
     systems = [ENGINE_LABEL, baseline.name]
-    items: list[dict[str, Any]] = []
-    wall: dict[str, float] = {}
+    runs = [
+        (label, lambda b=backend, s=label, m=budget, h=how: run_all(
+            f"bfcl · {s}", questions, lambda q: answer_question(s, b, q, m, h), progress, concurrency))
+        for label, backend, budget, how in ((ENGINE_LABEL, engine, max_calls, mode), (baseline.name, baseline, 1, "tool-turns"))
+    ]
     try:
-        for label, backend, budget, how in ((ENGINE_LABEL, engine, max_calls, mode), (baseline.name, baseline, 1, "tool-turns")):
-            results, seconds = await run_all(
-                f"bfcl · {label}", questions,
-                lambda q, b=backend, s=label, m=budget, h=how: answer_question(s, b, q, m, h), progress, concurrency,
-            )
-            items.extend(results)
-            wall[label] = round(seconds, 2)
+        items, wall = await run_systems(runs, side_by_side)
     finally:
         await baseline.aclose()
         await engine.aclose()
@@ -149,6 +148,8 @@ async def run_bfcl(
             "(agreement with the official one: evals/bfcl_official_compare.py).",
             f"First {limit} question(s) of each category." if limit else "All questions of each category.",
             f"Engine mode: {mode}, at most {max_calls} call(s) per question.",
+            "The systems ran side by side, on half the cores each: their wall times are not those of a run alone."
+            if side_by_side else "The systems ran one after the other, each on all cores.",
         ],
     )
     return report

@@ -52,6 +52,7 @@ def bfcl(
     out: Optional[str] = Out,
     mode: str = typer.Option("gated", "--mode", help="How the engine answers: gated (hybrid, but a question that shares 2+ words with a function's name is called without asking whether to, one that shares no word with any function gets no call, and listed calls that add no value from the question are dropped), hybrid (a tool turn decides whether to call; when it calls, the calls are decoded as one constrained list), tool-turns (one backend tool turn per call, with follow-up turns for further calls) or calls-list (one request, a constrained list of calls)."),
     max_calls: int = typer.Option(4, "--max-calls", help="The engine's budget of calls per question."),
+    one_at_a_time: bool = typer.Option(False, "--one-at-a-time", help="Run the baseline after the engine, each on all cores, so that each wall time is that of a run alone. Default: the two answer side by side on half the cores each, which finishes sooner."),
 ) -> None:
     """Berkeley Function Calling Leaderboard: AST-checked calls, accuracy per category."""
     from evals.bfcl.data import DataNotFound
@@ -63,7 +64,7 @@ def bfcl(
         err.print(f"error: {exc}")
         raise typer.Exit(2) from None
     try:
-        _run(lambda p: run_bfcl(chosen, limit=limit, model=model, data_dir=data_dir, progress=p, max_calls=max_calls, mode=mode), as_json, out)
+        _run(lambda p: run_bfcl(chosen, limit=limit, model=model, data_dir=data_dir, progress=p, max_calls=max_calls, mode=mode, side_by_side=not one_at_a_time), as_json, out)
     except DataNotFound as exc:
         err.print(f"error: {exc}")
         raise typer.Exit(2) from None
