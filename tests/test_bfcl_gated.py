@@ -16,17 +16,21 @@ PLAY = ToolSpec(name="spotify.play_artist", description="Play music by an artist
     "type": "object", "properties": {"artist": {"type": "string"}}, "required": ["artist"]})
 
 
+RADIO = ToolSpec(name="radio.play_station", description="Play a radio station.", parameters={
+    "type": "object", "properties": {"artist": {"type": "string"}}, "required": ["artist"]})
+
+
 def call(artist: str, name: str = "spotify.play_artist") -> dict:
     return {"name": name, "arguments": {"artist": artist}}
 
 
-def answer(tmp_path, question: str, responses: list[dict]):
+def answer(tmp_path, question: str, responses: list[dict], tools: list[ToolSpec] = [PLAY]):
     path = tmp_path / "script.yaml"
     path.write_text(yaml.safe_dump({"mode": "sequence", "scripts": [
         {"match": ".", "responses": [*responses, {"text": "one request too many"}]}]}))
     backend = load_backend(f"scripted:{path}")
     backend.record_requests = True
-    request = LLMRequest(messages=[Message(role="user", content=question)], tools=[PLAY])
+    request = LLMRequest(messages=[Message(role="user", content=question)], tools=tools)
     response = asyncio.run(gated(backend, request, max_calls=4))
     return [c.arguments["artist"] for c in response.tool_calls], response, backend.requests
 
@@ -44,6 +48,16 @@ def test_an_empty_list_for_a_named_function_falls_back_to_a_tool_turn_that_must_
     artists, response, requests = answer(tmp_path, "Play the artist Adele.", responses)
     assert artists == ["Adele"]
     assert len(requests) == 2 and requests[1].tool_choice == "required" and requests[1].constraint is None
+
+
+def test_a_list_calling_only_functions_the_question_does_not_name_is_asked_again_with_the_named_ones(tmp_path):
+    # "play the artist ... on spotify" names spotify.play_artist (3 words), not radio.play_station (1)
+    responses = [{"tool_calls": [call("Adele", "radio.play_station")]}, {"tool_calls": [call("Adele")]}]
+    _, response, requests = answer(tmp_path, "Play the artist Adele on spotify.", responses, tools=[RADIO, PLAY])
+    assert [c.name for c in response.tool_calls] == ["spotify.play_artist"]
+    offered = [[item["properties"]["name"]["const"] for item in r.constraint.json_schema["properties"]["calls"]["items"]["anyOf"]]
+               for r in requests]
+    assert offered == [["radio.play_station", "spotify.play_artist"], ["spotify.play_artist"]]
 
 
 def test_a_question_sharing_no_word_with_the_functions_gets_no_call_and_no_request(tmp_path):

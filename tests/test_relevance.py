@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from toolkit.relevance import by_name_words, drop_redundant_calls, in_request, relevance
+from toolkit.relevance import by_name_words, drop_redundant_calls, in_request, named_tools, relevance
 from toolkit.types import ToolCall, ToolSpec
 
 
@@ -22,6 +22,12 @@ def test_a_request_sharing_two_words_with_a_tool_name_names_it():
     assert relevance(COUNTRY, "Which is the largest city of Brazil?") == "named"
     # one shared word is not enough: the model decides
     assert relevance(COUNTRY, "What is the capital of Brazil?") == "unclear"
+
+
+def test_the_named_tools_are_those_sharing_two_words_with_the_request():
+    averages = [spec("calculate_average"), spec("calculate_standard_deviation"), spec("highest_grade")]
+    assert [t.name for t in named_tools(averages, "Calculate the average grade of John")] == ["calculate_average"]
+    assert named_tools(COUNTRY, "What is the capital of Brazil?") == []
 
 
 def test_words_match_across_forms():

@@ -35,13 +35,19 @@ def shared_words(text: str, request_words: set[str]) -> int:
     return sum(any(words_match(w, r) for r in request_words) for w in set(tokenize(text)))
 
 
+def named_tools(tools: list[ToolSpec], request: str) -> list[ToolSpec]:
+    """The tools whose name shares NAMED_MIN_WORDS or more words with the request."""
+    said = set(tokenize(request))
+    return [t for t in tools if shared_words(t.name, said) >= NAMED_MIN_WORDS]
+
+
 def relevance(tools: list[ToolSpec], request: str) -> Relevance:
     """`named`: some tool's name shares NAMED_MIN_WORDS words with the request; `unrelated`: no
     tool's name or description shares one; else `unclear` (the model decides)."""
     said = set(tokenize(request))
     if not tools:
         return "unrelated"
-    if max(shared_words(t.name, said) for t in tools) >= NAMED_MIN_WORDS:
+    if named_tools(tools, request):
         return "named"
     if all(shared_words(f"{t.name} {t.description}", said) == 0 for t in tools):
         return "unrelated"
@@ -100,4 +106,4 @@ def drop_redundant_calls(calls: list[ToolCall], request: str) -> list[ToolCall]:
     return kept
 
 
-__all__ = ["Relevance", "relevance", "by_name_words", "drop_redundant_calls", "in_request", "shared_words", "words_match"]
+__all__ = ["Relevance", "relevance", "named_tools", "by_name_words", "drop_redundant_calls", "in_request", "shared_words", "words_match"]

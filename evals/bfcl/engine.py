@@ -15,7 +15,7 @@
   (`hybrid` below says why).
 - `gated` (the default): `hybrid` with lexical evidence first (`toolkit.relevance`): a question
   that names a function (2+ words of its name) gets the list without a tool turn asking whether to
-  call; one that shares no word with any function gets no call and no model request; the rest go
+  call (again with the named functions only, if it called none of them); one that shares no word with any function gets no call and no model request; the rest go
   through `hybrid`. Then calls after the first that add nothing are dropped (`gated` says why).
 """
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from toolkit.relevance import by_name_words, drop_redundant_calls, relevance
+from toolkit.relevance import by_name_words, drop_redundant_calls, named_tools, relevance
 from toolkit.runtime.llm import Backend
 from toolkit.runtime.llm.llamacpp_prompt import signature_text
 from toolkit.runtime.llm.parsing import parse_native_calls
@@ -149,7 +149,11 @@ async def gated(backend: Backend, request: LLMRequest, max_calls: int) -> LLMRes
       if it comes back empty or unreadable, a tool turn that must call. On BFCL's first 200 of
       each category: 65-88% of the questions that need a call, 5% of irrelevant ones; SmolLM2's
       tool turn left 4 of the first 20 `multiple` questions ("What is the capital of Brazil?",
-      with `country_info.capital` offered) without a call.
+      with `country_info.capital` offered) without a call. When the list calls only functions
+      the question does not name, while it names others, the list is asked again with only the
+      named ones offered (`calculate_average` over `highest_grade` for "the average grade"): on
+      the first 80 `multiple` questions this happened 11 times, right 1 -> 4 (one of them lost);
+      on 60 `parallel_multiple` and 60 `irrelevance` questions 4 times, right 0 -> 0.
     - `unrelated` (no word shared with any function's name or description): no call, and no
       model request. 58% of irrelevant questions, at most 1.5% of the others.
     - `unclear`: `hybrid`.
@@ -168,6 +172,11 @@ async def gated(backend: Backend, request: LLMRequest, max_calls: int) -> LLMRes
         return LLMResponse(text="(no call: no function shares a word with the question)", finish_reason="stop")
     if verdict == "named":
         response = await calls_list(backend, request, max_calls)
+        named = named_tools(request.tools, said)
+        if response.tool_calls and not {c.name for c in response.tool_calls} & {t.name for t in named}:
+            narrowed = await calls_list(backend, request.model_copy(update={"tools": named}), max_calls)
+            if not narrowed.parse_error and narrowed.tool_calls:
+                response = narrowed.model_copy(update=summed(response, narrowed))
         if response.parse_error or not response.tool_calls:
             forced = await backend.generate(request.model_copy(update={"tool_choice": "required"}))
             response = forced.model_copy(update=summed(response, forced))
