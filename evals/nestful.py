@@ -24,9 +24,9 @@ from typing import Any
 
 from rich.progress import Progress
 
-from evals.baselines import make_baseline
-from evals.runner import EvalReport, ReportRow, model_label, run_all, suite_dir
-from toolkit.runtime.llm import Backend, load_backend
+from evals.baselines import engine_and_baseline
+from evals.runner import EvalReport, ReportRow, model_label, run_all, run_systems, suite_dir, systems_note
+from toolkit.runtime.llm import Backend
 from toolkit.types import Constraint, LLMRequest, LLMResponse, Message, Sampling, ToolSpec
 
 DAG_LABEL = "engine: dag plan"
@@ -219,26 +219,27 @@ async def run_nestful(
     engine: Backend | None = None,
     baseline: Backend | None = None,
     concurrency: int = 4,
+    side_by_side: bool = True,
 ) -> EvalReport:
-    """`planner`: dag (the dag planner's first plan), sequential (calls in one request) or both."""
+    """`planner`: dag (the dag planner's first plan), sequential (calls in one request) or both.
+    `side_by_side`: every system answers at the same time (the engine's two through its batching),
+    the engine's and the baseline's llama.cpp contexts on half the cores each; False: one after
+    the other, each on all cores."""
     if planner not in ("dag", "sequential", "both"):
         raise ValueError(f"--planner must be dag, sequential or both, not {planner!r}")
     items = load_nestful(data_dir, limit)
-    engine = engine or load_backend(model)
-    baseline = baseline or make_baseline(model, engine)
-    runs = [(DAG_LABEL, engine, "dag")] if planner in ("dag", "both") else []
-    runs += [(SEQUENTIAL_LABEL, engine, "sequential")] if planner in ("sequential", "both") else []
-    runs.append((baseline.name, baseline, "sequential"))
-    systems = [label for label, _, _ in runs]
-    results: list[dict[str, Any]] = []
-    wall = {}
+    engine, baseline = engine_and_baseline(model, side_by_side, engine, baseline)
+    systems_run = [(DAG_LABEL, engine, "dag")] if planner in ("dag", "both") else []
+    systems_run += [(SEQUENTIAL_LABEL, engine, "sequential")] if planner in ("sequential", "both") else []
+    systems_run.append((baseline.name, baseline, "sequential"))
+    systems = [label for label, _, _ in systems_run]
+    runs = [
+        (label, lambda b=backend, s=label, m=mode: run_all(
+            f"nestful · {s}", items, lambda i: answer(s, b, i, m), progress, concurrency))
+        for label, backend, mode in systems_run
+    ]
     try:
-        for label, backend, mode in runs:
-            done, seconds = await run_all(
-                f"nestful · {label}", items, lambda i, b=backend, s=label, m=mode: answer(s, b, i, m), progress, concurrency
-            )
-            results.extend(done)
-            wall[label] = round(seconds, 2)
+        results, wall = await run_systems(runs, side_by_side)
     finally:
         await baseline.aclose()
         await engine.aclose()
@@ -255,6 +256,7 @@ async def run_nestful(
         f"tools offered: the gold functions plus {DISTRACTORS} others from the same spec.",
         "dag plan: the dag planner's plan request (its prompt and plan schema), steps in plan order; "
         "sequential calls: the whole sequence as tool calls in one constrained request (the i-th is var<i>).",
+        systems_note(side_by_side),
     ]
     missing = [i["id"] for i in items if i["missing"]]
     if missing:

@@ -161,6 +161,13 @@ async def run_systems(
     return results, {label: round(seconds, 2) for (label, _), (_, seconds) in zip(runs, done)}
 
 
+def systems_note(side_by_side: bool) -> str:
+    """The report's note on how the systems shared the machine (their wall times depend on it)."""
+    if side_by_side:
+        return "The systems ran side by side, on half the cores each: their wall times are not those of a run alone."
+    return "The systems ran one after the other, each on all cores."
+
+
 def print_report(report: EvalReport, as_json: bool, console: Console | None = None) -> None:
     if as_json:
         print(json.dumps(report.model_dump(exclude={"items"}), indent=2))

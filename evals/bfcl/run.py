@@ -16,7 +16,7 @@ from evals.baselines import engine_and_baseline
 from evals.bfcl.checker import check
 from evals.bfcl.engine import ENGINE_ANSWERS, ENGINE_MODES
 from evals.bfcl.data import CATEGORIES, Question, load_category, to_messages, to_tool_specs
-from evals.runner import EvalReport, ReportRow, model_label, run_all, run_systems
+from evals.runner import EvalReport, ReportRow, model_label, run_all, run_systems, systems_note
 from toolkit.runtime.llm import Backend
 from toolkit.types import LLMRequest, LLMResponse, Message, Sampling
 
@@ -148,8 +148,7 @@ async def run_bfcl(
             "(agreement with the official one: evals/bfcl_official_compare.py).",
             f"First {limit} question(s) of each category." if limit else "All questions of each category.",
             f"Engine mode: {mode}, at most {max_calls} call(s) per question.",
-            "The systems ran side by side, on half the cores each: their wall times are not those of a run alone."
-            if side_by_side else "The systems ran one after the other, each on all cores.",
+            systems_note(side_by_side),
         ],
     )
     return report

@@ -20,6 +20,11 @@ Model = typer.Option(None, "--model", "-m", help="Model string (default: the emb
 AsJson = typer.Option(False, "--json", help="Print the report as JSON instead of a Markdown table.")
 DataDir = typer.Option(None, "--data-dir", help="Folder holding the suite's data (default: $TOOLKIT_EVAL_DATA).")
 Out = typer.Option(None, "--out", help="Write the JSON report here, and the Markdown table beside it (.md).")
+OneAtATime = typer.Option(
+    False, "--one-at-a-time",
+    help="Run the baseline after the engine, each on all cores, so that each wall time is that of a run alone. "
+    "Default: the two answer side by side on half the cores each, which finishes sooner.",
+)
 
 
 def _run(make: Callable[[Any], Coroutine[Any, Any, Any]], as_json: bool, out: str | None) -> None:
@@ -52,7 +57,7 @@ def bfcl(
     out: Optional[str] = Out,
     mode: str = typer.Option("gated", "--mode", help="How the engine answers: gated (hybrid, but a question that shares 2+ words with a function's name is called without asking whether to, one that shares no word with any function gets no call, and listed calls that add no value from the question are dropped), hybrid (a tool turn decides whether to call; when it calls, the calls are decoded as one constrained list), tool-turns (one backend tool turn per call, with follow-up turns for further calls) or calls-list (one request, a constrained list of calls)."),
     max_calls: int = typer.Option(4, "--max-calls", help="The engine's budget of calls per question."),
-    one_at_a_time: bool = typer.Option(False, "--one-at-a-time", help="Run the baseline after the engine, each on all cores, so that each wall time is that of a run alone. Default: the two answer side by side on half the cores each, which finishes sooner."),
+    one_at_a_time: bool = OneAtATime,
 ) -> None:
     """Berkeley Function Calling Leaderboard: AST-checked calls, accuracy per category."""
     from evals.bfcl.data import DataNotFound
@@ -78,11 +83,12 @@ def nestful(
     as_json: bool = AsJson,
     data_dir: Optional[str] = DataDir,
     out: Optional[str] = Out,
+    one_at_a_time: bool = OneAtATime,
 ) -> None:
     """NESTFUL: nested call sequences; F1 on function names and arguments, full-sequence accuracy."""
     from evals.nestful import run_nestful
 
-    _run(lambda p: run_nestful(limit=limit, model=model, data_dir=data_dir, planner=planner, progress=p), as_json, out)
+    _run(lambda p: run_nestful(limit=limit, model=model, data_dir=data_dir, planner=planner, progress=p, side_by_side=not one_at_a_time), as_json, out)
 
 
 @app.command("parallelqa")
