@@ -68,6 +68,16 @@ def test_a_later_call_stays_when_it_brings_a_new_value_or_the_request_names_it()
     assert drop_redundant_calls([plays[0], call("spotify.play", artist="Taylor Swift", volume=11)], said) == plays[:1]
 
 
+def test_a_word_the_request_says_for_a_kept_calls_argument_does_not_keep_a_duplicate():
+    said = "Calculate the displacement of a car at an initial speed of 20 m/s accelerating at 10 m/s^2 for 5 s."
+    displacement = call("kinematics.calculate_displacement", initial_speed=20, acceleration=10, time=5)
+    final_speed = call("kinematics.calculate_final_speed", initial_speed=20, acceleration=10, time=5)
+    assert drop_redundant_calls([displacement, final_speed], said) == [displacement]
+    # the request asking for the final speed too keeps it ("final" is no kept call's word)
+    both = said.replace("for 5 s.", "for 5 s, and its final speed.")
+    assert drop_redundant_calls([displacement, final_speed], both) == [displacement, final_speed]
+
+
 def test_calls_whose_tool_the_request_names_more_come_first_so_the_less_named_duplicate_goes():
     said = "Calculate the area of a triangle with sides 5, 4 and 3."
     calls = [call("circle_properties.get", radius=5), call("triangle_area.get", side1=5, side2=4, side3=3)]

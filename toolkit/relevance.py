@@ -87,22 +87,26 @@ def in_request(value: Any, request: str) -> bool:
 
 def drop_redundant_calls(calls: list[ToolCall], request: str) -> list[ToolCall]:
     """The calls, less every call after the first that uses no value from the request that the
-    calls kept before it did not already use, and whose tool name adds no word the request says.
+    calls kept before it did not already use, and whose tool name adds no word the request says
+    beyond the words of the kept calls' tool names and argument names.
     `circle.area(5)` then `circle.circumference(5)` for "area and circumference of a circle of
     radius 5" stays (the request says "circumference"); `solar_farm(...)` then `wind_farm(<same
-    values>)` for a question about a solar farm loses the second."""
+    values>)` for a question about a solar farm loses the second, and so does
+    `calculate_final_speed(<same values>)` after `calculate_displacement(initial_speed=20, ...)`
+    for "the displacement of a car at an initial speed of 20 m/s": the request's "speed" is the
+    first call's argument."""
     said = set(tokenize(request))
     kept: list[ToolCall] = []
     used: set[float | str] = set()
-    named: set[str] = set()
+    covered: set[str] = set()  # words of the kept calls' tool names and argument names
     for call in calls:
         values = {_key(v) for v in _scalars(call.arguments) if in_request(v, request)}
         words = set(tokenize(call.name))
-        if kept and not values - used and not any(words_match(w, s) for w in words - named for s in said):
+        if kept and not values - used and not any(words_match(w, s) for w in words - covered for s in said):
             continue
         kept.append(call)
         used |= values
-        named |= words
+        covered |= words | set(tokenize(" ".join(call.arguments)))
     return kept
 
 
