@@ -15,8 +15,9 @@
   (`hybrid` below says why).
 - `gated` (the default): `hybrid` with lexical evidence first (`toolkit.relevance`): a question
   that names a function (2+ words of its name) gets the list without a tool turn asking whether to
-  call (again with the named functions only, if it called none of them); one that shares no word with any function gets no call and no model request; the rest go
-  through `hybrid`. Then calls after the first that add nothing are dropped (`gated` says why).
+  call (asked again with the named functions only if it called none of them); one that shares no
+  word with any function gets no call and no model request; the rest go through `hybrid`. Then
+  calls after the first that add nothing are dropped (`gated` says why).
 """
 
 from __future__ import annotations
