@@ -6,6 +6,11 @@ likely mechanism: ggml's row-by-row flash-attention kernel (the one the engine k
 batched == serial) accumulates over KV cells in cell order, and after the wrap the prompt's new
 cells can sit before its prefix's cells. Greedy outputs then differ on some questions from run
 to run when requests run concurrently (BFCL --limit 20: 6 of 40 answers; see evals/README.md).
+Evictions are what shuffles the cells: with a cache and slot table big enough that nothing is
+evicted (n_ctx 65,536, 120 slots), two runs of those 40 questions four at a time gave the same
+answers on all 40. llama.cpp puts new cells from its `head`, and `seq_rm` moves `head` back to the
+lowest cell it frees, so an eviction while requests run can put their next cells before their
+earlier ones; the public API shows no cell indices.
 The test fails (strict xfail) the day the engine keeps each sequence's cells in position order."""
 
 from __future__ import annotations
