@@ -193,10 +193,13 @@ class RawPromptBaseline:
         return None  # the wrapped backend is the engine's: its owner closes it
 
 
+GGUF_KINDS = ("llamacpp", "hf")  # model strings that name a GGUF file run by llama.cpp here
+
+
 def gguf_path(model: str | None) -> str | None:
     """The GGUF file behind a `llamacpp:`/`hf:` model string (None for other kinds)."""
     kind, target = parse_model_string(model)
-    if kind not in ("llamacpp", "hf"):
+    if kind not in GGUF_KINDS:
         return None
     from toolkit.runtime.llm.models import resolve_model
 
@@ -234,7 +237,10 @@ def engine_and_baseline(
     """
     engine_threads, baseline_threads = split_cores() if side_by_side else (0, 0)
     if engine is None:
-        engine = load_backend(model, n_threads=engine_threads) if gguf_path(model) else load_backend(model)
+        # only llama.cpp backends take a thread count; the kind is enough to tell (no need to
+        # resolve the model file here: the backend does)
+        local = parse_model_string(model)[0] in GGUF_KINDS
+        engine = load_backend(model, n_threads=engine_threads) if local else load_backend(model)
     if baseline is None:
         baseline = make_baseline(model, engine, baseline_threads)
     return engine, baseline

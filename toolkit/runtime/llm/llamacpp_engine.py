@@ -357,9 +357,11 @@ class LlamaEngine:
         # and a row-by-row one that walks the KV cells in order, skipping masked cells, so a
         # row's result doesn't depend on what else is in the batch. We keep every row on the
         # last: ubatches of < 64 rows (n_ubatch), and a ubatch is never a single row: a throwaway
-        # token in the scratch sequence pads it to two. It does depend on the cells' order: once
-        # the cache has wrapped, a prompt's new cells can sit before its cached prefix's, and its
-        # numbers change (tests/test_llamacpp_cell_order.py, a strict xfail until that is fixed).
+        # token in the scratch sequence pads it to two. It does depend on the cells' order: llama.cpp
+        # places new cells from its head, and freeing cells (an eviction) moves the head back to
+        # the lowest freed one, so a request's next cells can land before its earlier ones, or a
+        # prompt's new cells before its cached prefix's, and its numbers change
+        # (tests/test_llamacpp_cell_order.py, a strict xfail until that is fixed).
         b, budget = self.batch, self.config.n_batch - 1
         b.n_tokens = 0
         outputs: list[tuple[int, _Active, int]] = []  # (batch index, request, position)
