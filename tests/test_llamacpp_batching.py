@@ -111,10 +111,11 @@ def test_cancelled_request_frees_its_sequence(engine_backend):
     assert not any(s.busy for s in engine_backend.engine.slots)
 
 
-def test_cached_prefixes_shared_by_idle_slots_are_counted_before_a_long_prompt_is_admitted():
-    """Two idle slots sharing a 300-token prefix hold ~330 cells; a 700-token prompt then needs
-    cached prefixes evicted first. (The old estimate counted the shared prefix zero times, the
-    prompt was admitted, and llama_decode failed with 'no KV slot' (NESTFUL, 13 of 20 failed).)"""
+def test_a_long_prompt_after_cached_prefixes_starts_a_new_epoch_instead_of_overflowing():
+    """Two idle slots sharing a 300-token prefix hold ~330 cells; a 700-token prompt then does
+    not fit in the 1,024-cell cache beside them, so the engine starts a new epoch (keeping what
+    fits in half the cache) before admitting it. (An old estimate counted the shared prefix zero
+    times, the prompt was admitted, and llama_decode failed with 'no KV slot': NESTFUL, 13 of 20.)"""
     from toolkit.runtime.llm.llamacpp_engine import Job
 
     backend = LlamaCppBackend.from_model_string("llamacpp", "default", n_ctx=1024, max_sequences=2)
@@ -136,4 +137,5 @@ def test_cached_prefixes_shared_by_idle_slots_are_counted_before_a_long_prompt_i
         asyncio.run(backend.aclose())
     assert b.cached_tokens >= 300  # b copied a's prefix: two idle slots share it
     assert c.finish_reason in ("stop", "length"), c.error
-    assert engine.kv_full_retries == 0  # admitted after evicting, not rescued by a retry
+    assert engine.kv_full_retries == 0  # admitted in a new epoch, not rescued by a retry
+    assert engine.table.epochs == 2

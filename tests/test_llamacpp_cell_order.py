@@ -1,17 +1,13 @@
-"""Known bug, pinned: a prompt's numbers depend on the engine's history.
+"""A prompt's numbers do not depend on the engine's history.
 
-The same prompt, its prefix reused from the cache, scores differently once other prompts have
-wrapped the unified KV cache around (with one filler before the prefix it scored the same). The
-likely mechanism: ggml's row-by-row flash-attention kernel (the one the engine keeps so that
-batched == serial) accumulates over KV cells in cell order, and after the wrap the prompt's new
-cells can sit before its prefix's cells. Greedy outputs then differ on some questions from run
-to run when requests run concurrently (BFCL --limit 20: 6 of 40 answers; see evals/README.md).
-Evictions are what shuffles the cells: with a cache and slot table big enough that nothing is
-evicted (n_ctx 65,536, 120 slots), two runs of those 40 questions four at a time gave the same
-answers on all 40. llama.cpp puts new cells from its `head`, and `seq_rm` moves `head` back to the
-lowest cell it frees, so an eviction while requests run can put their next cells before their
-earlier ones; the public API shows no cell indices.
-The test fails (strict xfail) the day the engine keeps each sequence's cells in position order."""
+ggml's row-by-row flash-attention kernel (the one the engine keeps so that batched == serial)
+sums over a sequence's KV cells in cell order. llama.cpp puts new cells from its `head`, and
+freeing cells moves `head` back to the lowest freed one, so an eviction while requests run used
+to put their next cells before their earlier ones: the same prompt, its prefix reused from the
+cache, scored differently once other prompts had filled the cache, and greedy outputs differed
+from run to run under concurrency (BFCL --limit 20: 6 of 40 answers). The engine now never frees
+a cell within an epoch and starts a new epoch (cached prefixes saved, the cache cleared, the
+prefixes restored from cell 0) when the cache is full (llamacpp_slots)."""
 
 from __future__ import annotations
 
@@ -36,14 +32,13 @@ def run(engine: LlamaEngine, job: Job):
     return out["result"]
 
 
-@pytest.mark.xfail(strict=True, reason="KV cells out of position order change flash attention's sums")
 def test_a_prompt_scores_the_same_wherever_its_cells_sit():
     path = str(resolve_model("llamacpp", "default").path)
     rng = random.Random(1)
     words = lambda n: [rng.randrange(1000, 40000) for _ in range(n)]  # noqa: E731
     prefix = words(150)
     prompt = prefix + words(150)
-    config = EngineConfig(n_ctx=1024, max_sequences=4, cache_slots=3)
+    config = EngineConfig(n_ctx=1024, max_sequences=4, cache_slots=8)
 
     fresh = LlamaEngine(path, config)
     try:
@@ -53,13 +48,51 @@ def test_a_prompt_scores_the_same_wherever_its_cells_sit():
 
     busy = LlamaEngine(path, config)
     try:
-        for n in (180, 310, 260):  # other prompts; the 1,024-cell cache wraps around
+        for n in (180, 310, 260):  # other prompts
             run(busy, Job(prompt=words(n), max_tokens=2))
         run(busy, Job(prompt=prefix + words(20), max_tokens=2))  # the prefix, cached
-        for n in (240, 190):
+        for n in (240, 190):  # the 1,024-cell cache is full: a new epoch, the prefix restored
             run(busy, Job(prompt=words(n), max_tokens=2))
         again = run(busy, Job(prompt=list(prompt), score_from=160))
+        epochs = busy.table.epochs
     finally:
         busy.close()
+    assert epochs == 2
     assert again.cached_tokens >= len(prefix)  # the prefix was reused, not evaluated again
     assert again.logprob == expected
+
+
+def test_concurrent_requests_through_several_epochs_score_as_alone():
+    """Twelve prompts on three shared prefixes, four at a time, through a cache that fills up
+    three times over: each scores exactly what it scores alone in an empty cache."""
+    path = str(resolve_model("llamacpp", "default").path)
+    rng = random.Random(2)
+    words = lambda n: [rng.randrange(1000, 40000) for _ in range(n)]  # noqa: E731
+    prefixes = [words(100) for _ in range(3)]
+    prompts = [prefixes[i % 3] + words(rng.randrange(100, 200)) for i in range(12)]
+    config = EngineConfig(n_ctx=1024, max_sequences=4)
+
+    alone = LlamaEngine(path, config)
+    try:
+        expected = []
+        for p in prompts:
+            alone.clear_cache()
+            expected.append(run(alone, Job(prompt=list(p), score_from=120)).logprob)
+    finally:
+        alone.close()
+
+    busy = LlamaEngine(path, config)
+    try:
+        done, results = threading.Semaphore(0), {}
+        for i, p in enumerate(prompts):
+            job = Job(prompt=list(p), score_from=120)
+            job.on_done = lambda r, i=i: (results.__setitem__(i, r), done.release())
+            busy.submit(job)
+        for _ in prompts:
+            assert done.acquire(timeout=300)
+        epochs, max_batch = busy.table.epochs, busy.max_batch_sequences
+    finally:
+        busy.close()
+    assert epochs >= 3 and max_batch >= 2
+    assert sum(results[i].cached_tokens >= 100 for i in results) >= 3  # prefixes were reused
+    assert [results[i].logprob for i in range(len(prompts))] == expected

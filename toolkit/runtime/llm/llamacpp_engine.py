@@ -12,7 +12,10 @@ Slots and the KV cache (llamacpp_slots.py): the cache is unified (`kv_unified`),
 cached in one sequence is shared with another by tagging its cells (`llama_memory_seq_cp`), the
 next step of an agent starts from the KV of the previous one, and N agents with the same system
 prompt and tool docs share it. A request whose prefix another request is still evaluating waits
-for it, so a shared prefix is evaluated once even when N agents arrive together.
+for it, so a shared prefix is evaluated once even when N agents arrive together. No cell is freed
+while requests run (that would put their next cells out of position order and change their
+numbers); when the cache is full the engine drains and starts a new epoch, keeping the most
+recently used prefixes.
 
 `batching=False` runs one request at a time through the same code (the serial baseline).
 """
@@ -78,7 +81,8 @@ class EngineConfig:
     n_batch: int = 512  # tokens per llama_decode call
     n_ubatch: int = 48  # tokens per graph compute; < 64 keeps every row on one attention kernel (below)
     max_sequences: int = 8  # the most requests decoded together
-    cache_slots: int = 0  # sequences kept for cached prefixes (0: 2 x max_sequences), see llamacpp_slots
+    cache_slots: int = 0  # sequence ids one epoch can use (0: 64, at least 4 x max_sequences), see llamacpp_slots
+    keep_slots: int = 0  # cached prefixes a new epoch keeps (0: max_sequences), in at most half the cells
     batching: bool = True  # False: one request at a time (the serial baseline)
     n_threads: int = 0  # 0: all cores
     flash_attn: bool = True  # sequential attention accumulation: batched == serial results
@@ -153,7 +157,8 @@ class LlamaEngine:
         cparams.n_ctx = min(cfg.n_ctx, self.n_ctx_train)  # unified KV: one sequence may use it all
         cparams.n_batch = cfg.n_batch
         cparams.n_ubatch = min(cfg.n_ubatch, cfg.n_batch)
-        n_slots = max(cfg.cache_slots or 2 * cfg.max_sequences, cfg.max_sequences)
+        # every request in an epoch may take a fresh sequence id; llama.cpp allows 256 in all
+        n_slots = min(max(cfg.cache_slots or max(64, 4 * cfg.max_sequences), cfg.max_sequences), 255)
         cparams.n_seq_max = n_slots + 1  # + the scratch sequence (see _step)
         threads = cfg.n_threads or os.cpu_count() or 1
         cparams.n_threads = cparams.n_threads_batch = threads
@@ -173,13 +178,14 @@ class LlamaEngine:
         self.memory = llama_cpp.llama_get_memory(self.ctx)
         self.batch = llama_cpp.llama_batch_init(cfg.n_batch, 0, 1)
         self.scratch = VocabScratch(self.n_vocab)
-        self.table = SlotTable(self.memory, n_slots)
+        self.table = SlotTable(self.ctx, n_slots, self.n_ctx)
         self.slots = self.table.slots
         self._active: list[_Active] = []
         self._pending: deque[Job] = deque()
         self._controls: deque[Callable[[], None]] = deque()  # run by the engine thread when idle
         self._cv = threading.Condition()
         self._closing = False
+        self._draining = False  # the epoch is over: admit nothing until the running requests finish
         self._thread: threading.Thread | None = None
         self.decode_calls = 0  # counters for benchmarks and tests
         self.kv_full_retries = 0
@@ -286,22 +292,24 @@ class LlamaEngine:
             job.on_done(result)
 
     def _reserved(self) -> int:
-        """KV cells in use or promised: what every slot holds (a shared prefix once), plus what
-        each busy request may still add (the rest of its prompt, the rest of its max_tokens).
-
-        (Counting only idle slots' cells beyond what they share with *another* slot missed a
-        prefix two idle slots shared with each other, and llama_decode then found no room.)"""
-        total = self.table.held_cells()
+        """KV cells the running requests may still add: the rest of each prompt and of each
+        max_tokens. With what the epoch has placed, what a new request can count on."""
+        total = 0
         for a in self._active:
             total += len(a.job.prompt) - a.n_done
             if a.job.score_from is None:
                 total += max(a.job.max_tokens - len(a.result.tokens), 0)
         return total
 
+    def _room(self) -> int:
+        return self.n_ctx - 1 - self.table.placed - self._reserved()  # - 1: the scratch cell (_step)
+
     def _admit(self) -> None:
+        if self._draining and not self._active:
+            self._new_epoch()
         limit = self.config.max_sequences if self.config.batching else 1
         deferred: list[Job] = []
-        while self._pending and len(self._active) < limit:
+        while self._pending and len(self._active) < limit and not self._draining:
             job = self._pending.popleft()
             if job.cancelled:
                 self._fail(job, "cancelled", "cancelled before it started")
@@ -317,30 +325,38 @@ class LlamaEngine:
                 and min(common_prefix(a.job.prompt, job.prompt), cap) >= max(best_len, a.n_done) + PREFIX_WAIT_MIN
                 for a in self._active
             )
-            if waiting or not self._fits(job, best, best_len):
-                if self._active:
-                    deferred.append(job)
-                else:  # nothing running that could make room
-                    self._fail(job, "error", "the request does not fit in the KV cache")
+            if waiting:
+                deferred.append(job)
                 continue
+            if not self._fits(job, best, best_len) and self._active:
+                self._draining = True  # first in, first served: it waits for a new epoch, and so do the rest
+                deferred.append(job)
+                break
+            if not self._fits(job, best, best_len):  # nothing runs: start over, keeping recent prefixes
+                self._new_epoch()
+                best_len, best = self.table.best_prefix(job.prompt, cap)
+                if not self._fits(job, best, best_len):
+                    self.table.forget_all()  # alone in an empty cache the prompt fits; _start clamps max_tokens
+                    best_len, best = 0, self.slots[0]
             self._start(job, best, best_len)
         self._pending.extendleft(reversed(deferred))
 
     def _fits(self, job: Job, best: Slot, reuse: int) -> bool:
         need = len(job.prompt) - reuse + (0 if job.score_from is not None else job.max_tokens)
-        while self._reserved() + need > self.n_ctx:
-            if not self.table.evict_one(keep=best if reuse else None):
-                return not self._active and len(job.prompt) < self.n_ctx  # alone: max_tokens is clamped
-        return True
+        return need <= self._room() and self.table.can_take(best, reuse)
+
+    def _new_epoch(self) -> None:
+        keep = min(self.config.keep_slots or self.config.max_sequences, len(self.slots) - 1)
+        self.table.new_epoch(keep_slots=keep, keep_cells=self.n_ctx // 2)
+        self._draining = False
 
     def _start(self, job: Job, best: Slot, best_len: int) -> None:
-        slot, keep = self.table.take(job.prompt, best, best_len)
+        slot = self.table.take(job.prompt, best, best_len)
         now = time.perf_counter()
-        room = self.n_ctx - len(job.prompt)
-        if job.max_tokens > room:
-            job.max_tokens = max(room, 1)
-        result = JobResult(prompt_tokens=len(job.prompt), cached_tokens=keep, submitted=job.submitted, admitted=now)
-        active = _Active(job=job, slot=slot, result=result, n_done=keep)
+        if job.score_from is None:
+            job.max_tokens = max(min(job.max_tokens, self._room() - (len(job.prompt) - best_len)), 1)
+        result = JobResult(prompt_tokens=len(job.prompt), cached_tokens=best_len, submitted=job.submitted, admitted=now)
+        active = _Active(job=job, slot=slot, result=result, n_done=best_len)
         if job.score_from is None:
             try:
                 active.selector = TokenSelector(self.vocab, self.scratch, job.grammar, job.temperature, job.top_p, job.seed)
@@ -357,11 +373,10 @@ class LlamaEngine:
         # and a row-by-row one that walks the KV cells in order, skipping masked cells, so a
         # row's result doesn't depend on what else is in the batch. We keep every row on the
         # last: ubatches of < 64 rows (n_ubatch), and a ubatch is never a single row: a throwaway
-        # token in the scratch sequence pads it to two. It does depend on the cells' order: llama.cpp
-        # places new cells from its head, and freeing cells (an eviction) moves the head back to
-        # the lowest freed one, so a request's next cells can land before its earlier ones, or a
-        # prompt's new cells before its cached prefix's, and its numbers change
-        # (tests/test_llamacpp_cell_order.py, a strict xfail until that is fixed).
+        # token in the scratch sequence pads it to two (its cell, the last one placed, is freed
+        # right after, so the head moves back by one and no hole is left). That kernel does depend
+        # on the order of a sequence's cells, which is why no cell is freed within an epoch
+        # (llamacpp_slots; tests/test_llamacpp_cell_order.py).
         b, budget = self.batch, self.config.n_batch - 1
         b.n_tokens = 0
         outputs: list[tuple[int, _Active, int]] = []  # (batch index, request, position)
@@ -404,15 +419,18 @@ class LlamaEngine:
         rc = llama_cpp.llama_decode(self.ctx, b)
         if padded:
             llama_cpp.llama_memory_seq_rm(self.memory, self.scratch_seq, -1, -1)
-        if rc == 1 and self.table.evict_one(keep=None):
-            # no KV slot for the batch (the cell accounting is an estimate: a prefix evaluated
-            # twice is counted once); nothing was decoded, so forget a cached prefix and retry
-            log.info("llama.cpp KV cache full: evicted a cached prefix, retrying the step")
+        if rc == 1 and self.table.drop_idle():
+            # no KV slot for the batch, which the accounting (_room) should never allow; nothing
+            # was decoded, so free a cached prefix, retry, and start a new epoch soon
+            log.warning("llama.cpp KV cache full: dropped a cached prefix, retrying the step")
             self.kv_full_retries += 1
+            self._draining = True
             return
         if rc != 0:
+            self._draining = True  # a failed decode may have removed cells: start the cache over
             raise RuntimeError(f"llama_decode returned {rc}")
         self.decode_calls += 1
+        self.table.placed += b.n_tokens - padded
         self.max_batch_sequences = max(self.max_batch_sequences, len(chunks) + sum(a.pending is not None for a in self._active))
         for a in self._active:  # commit what is now in the KV cache
             if a.pending is not None:
@@ -480,7 +498,7 @@ class LlamaEngine:
         a.slot.busy = False
         a.slot.last_used = time.perf_counter()
         if reason == "error":  # a failed decode may have left cells the slot doesn't know about
-            self.table.clear(a.slot)
+            a.slot.tokens = []  # so nothing reuses them; the cells go with the epoch
         if a.selector is not None:
             a.selector.close()
         r = a.result

@@ -1,25 +1,37 @@
 """Sequence slots of the llama.cpp engine: which sequence a request decodes in, which cached
-prefix it starts from, and which cached prefixes to forget when the KV cache fills up.
+prefix it starts from, and when the KV cache starts over.
 
-Each slot is a sequence id plus the tokens whose KV it holds. A new request goes to an empty slot
-and gets the longest cached prefix of its prompt copied in (`llama_memory_seq_cp`: in a unified
-cache this only tags the prefix cells with the new sequence id; no data moves). Only when no slot
-is empty does a request truncate an idle slot in place or evict the least recently used one.
+Each slot is a sequence id plus the tokens whose KV it holds. A request extends an idle slot in
+place when its prompt starts with everything that slot holds; otherwise it takes a slot not used
+yet and gets the longest cached prefix of its prompt copied in (`llama_memory_seq_cp`: in a
+unified cache this only tags the prefix cells with the new sequence id; no data moves).
 
-Why prefer copying to truncating: removing cells leaves holes, and llama.cpp fills holes first,
-so a running sequence's next token can land in a cell before its earlier ones. Attention then
-visits that sequence's cells in a different order than it would have alone, which changes the
-floating-point sums in the last bits and can flip a greedy choice. With spare slots, no cell is
-removed in normal operation and batched decoding reproduces serial decoding exactly.
+Why no cell is ever freed while requests run: ggml's row-by-row flash attention (the kernel that
+makes batched decoding equal serial decoding, see the engine's `_step`) sums over a sequence's
+cells in cell order. llama.cpp places new cells from its `head`, which only moves forward, but
+freeing cells moves it back to the lowest freed one, so a running sequence's next cells would
+land before its earlier ones and its numbers, and sometimes a greedy choice, would change.
+
+So the cache lives in epochs. Within an epoch cells are only added, at the head, in the order
+the engine decodes them; every sequence's cells are in position order. When a request does not
+fit in the cells left, or no unused slot is left, the engine stops admitting, lets the running
+requests finish, and starts a new epoch: the most recently used cached prefixes are saved
+(`llama_state_seq_get_data`), the cache is cleared, and they are restored one after another from
+cell 0 (`llama_state_seq_set_data`), each in position order again. A prefix two kept slots share
+is restored twice; the cache then holds it twice, which is what keeping each in order costs.
 """
 
 from __future__ import annotations
 
+import ctypes
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
 import llama_cpp
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -28,6 +40,7 @@ class Slot:
     tokens: list[int] = field(default_factory=list)  # tokens whose KV this sequence holds
     busy: bool = False
     last_used: float = 0.0
+    unused: bool = True  # not taken by a request in this epoch (a restored prefix counts as used)
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -39,61 +52,85 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 
 
 class SlotTable:
-    def __init__(self, memory: llama_cpp.llama_memory_t, n_slots: int):
-        self.memory = memory
+    def __init__(self, ctx: llama_cpp.llama_context_p, n_slots: int, n_cells: int):
+        self.ctx = ctx
+        self.memory = llama_cpp.llama_get_memory(ctx)
         self.slots = [Slot(seq=i) for i in range(n_slots)]
+        self.n_cells = n_cells
+        self.placed = 0  # cells placed in this epoch: llama.cpp's head, since nothing is freed
+        self.epochs = 1
 
     def best_prefix(self, prompt: list[int], cap: int) -> tuple[int, Slot]:
         """The longest cached prefix of `prompt` (at most `cap` tokens) and the slot holding it;
-        an idle holder wins a tie (it can be reused in place)."""
+        an idle holder wins a tie (it may be extended in place)."""
         holders = [(min(common_prefix(s.tokens, prompt), cap), s) for s in self.slots]
         return max(holders, key=lambda h: (h[0], not h[1].busy))
 
-    def held_cells(self) -> int:
-        """Roughly how many KV cells the slots hold, busy or idle: a prefix several slots share
-        (copied from one another) is counted once."""
-        total = 0
-        counted: list[Slot] = []
-        for s in self.slots:
-            if not s.tokens:
-                continue
-            shared = max((common_prefix(s.tokens, o.tokens) for o in counted), default=0)
-            total += len(s.tokens) - shared
-            counted.append(s)
-        return total
+    def can_take(self, best: Slot, best_len: int) -> bool:
+        return self._extends(best, best_len) or any(s.unused for s in self.slots)
 
-    def evict_one(self, keep: Slot | None) -> bool:
-        idle = [s for s in self.slots if not s.busy and s.tokens and s is not keep]
-        if not idle:
-            return False
-        self.clear(min(idle, key=lambda s: s.last_used))
-        return True
+    @staticmethod
+    def _extends(best: Slot, best_len: int) -> bool:
+        return not best.busy and 0 < best_len == len(best.tokens)
 
-    def clear(self, slot: Slot) -> None:
-        llama_cpp.llama_memory_seq_rm(self.memory, slot.seq, 0, -1)
-        slot.tokens = []
+    def take(self, prompt: list[int], best: Slot, best_len: int) -> Slot:
+        """The slot a new request decodes in, holding the first `best_len` tokens of `prompt`
+        (call `can_take` first)."""
+        if self._extends(best, best_len):
+            slot = best
+        else:
+            slot = next(s for s in self.slots if s.unused)
+            if best_len > 0:
+                llama_cpp.llama_memory_seq_cp(self.memory, best.seq, slot.seq, 0, best_len)
+                slot.tokens = list(prompt[:best_len])
+        slot.busy, slot.unused = True, False
+        return slot
+
+    def new_epoch(self, keep_slots: int, keep_cells: int) -> None:
+        """Start the cache over, keeping up to `keep_slots` of the most recently used cached
+        prefixes, `keep_cells` cells in all. Only while no request runs."""
+        kept: list[Slot] = []
+        for s in sorted((s for s in self.slots if s.tokens), key=lambda s: -s.last_used):
+            if len(kept) == keep_slots:
+                break
+            if any(common_prefix(s.tokens, k.tokens) == len(s.tokens) for k in kept):
+                continue  # a kept slot holds all of it
+            if sum(len(k.tokens) for k in kept) + len(s.tokens) <= keep_cells:
+                kept.append(s)
+        saved = [(s.tokens, s.last_used, self._save(s.seq)) for s in kept]
+        self.forget_all()
+        self.epochs += 1
+        for slot, (tokens, last_used, state) in zip(self.slots, saved):
+            if llama_cpp.llama_state_seq_set_data(self.ctx, state, len(state), slot.seq) == 0:
+                log.warning("llama.cpp could not restore a cached prefix of %d tokens", len(tokens))
+                llama_cpp.llama_memory_seq_rm(self.memory, slot.seq, -1, -1)
+                continue  # nothing was placed after it, so its cells are the last ones: no hole
+            slot.tokens, slot.last_used, slot.unused = tokens, last_used, False
+            self.placed += len(tokens)
+
+    def _save(self, seq: int) -> ctypes.Array:
+        size = llama_cpp.llama_state_seq_get_size(self.ctx, seq)
+        buf = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(self.ctx, buf, size, seq)
+        if written != size:
+            raise RuntimeError(f"llama.cpp saved {written} of {size} bytes of a sequence's state")
+        return buf
 
     def forget_all(self) -> None:
-        llama_cpp.llama_memory_clear(self.memory, True)
+        # the metadata is enough: cells not in use are masked out, and their old values are finite
+        llama_cpp.llama_memory_clear(self.memory, False)
         for slot in self.slots:
-            slot.tokens = []
+            slot.tokens, slot.unused = [], True
+        self.placed = 0
 
-    def take(self, prompt: list[int], best: Slot, best_len: int) -> tuple[Slot, int]:
-        """A slot for a new request holding the first `keep` tokens of `prompt`: (slot, keep)."""
-        empty = [s for s in self.slots if not s.busy and not s.tokens]
-        if empty:
-            slot = empty[0]
-        elif not best.busy and best_len > 0:  # no spare slot: truncate the holder in place
-            llama_cpp.llama_memory_seq_rm(self.memory, best.seq, best_len, -1)
-            best.tokens = best.tokens[:best_len]
-            best.busy = True
-            return best, best_len
-        else:
-            idle = [s for s in self.slots if not s.busy]
-            slot = min(idle, key=lambda s: s.last_used)
-            self.clear(slot)
-        if best_len > 0:
-            llama_cpp.llama_memory_seq_cp(self.memory, best.seq, slot.seq, 0, best_len)
-            slot.tokens = list(prompt[:best_len])
-        slot.busy = True
-        return slot, best_len
+    def drop_idle(self) -> bool:
+        """Free the least recently used idle slot's cells: the last resort when llama_decode
+        finds no room, which the cell accounting should never allow. Its freed cells may take
+        running requests' next tokens out of position order, so the caller ends the epoch."""
+        idle = [s for s in self.slots if not s.busy and s.tokens]
+        if not idle:
+            return False
+        slot = min(idle, key=lambda s: s.last_used)
+        llama_cpp.llama_memory_seq_rm(self.memory, slot.seq, 0, -1)
+        slot.tokens = []
+        return True
