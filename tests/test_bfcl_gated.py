@@ -8,7 +8,7 @@ import asyncio
 
 import yaml
 
-from evals.bfcl.engine import gated
+from evals.bfcl.engine import calls_list, gated
 from toolkit.runtime.llm import load_backend
 from toolkit.types import LLMRequest, Message, ToolSpec
 
@@ -70,3 +70,28 @@ def test_an_unclear_question_goes_through_the_tool_turn_first(tmp_path):
     artists, response, requests = answer(tmp_path, "Recommend some music.", [{"text": "No function fits."}])
     assert artists == [] and response.text == "No function fits." and len(requests) == 1
     assert requests[0].constraint is None and requests[0].tool_choice == "auto"
+
+
+def test_numbers_the_list_cut_short_are_mended_from_the_question(tmp_path):
+    loan = ToolSpec(name="mortgage.monthly_payment", description="Monthly payment of a mortgage.", parameters={
+        "type": "object", "properties": {"amount": {"type": "integer"}, "years": {"type": "integer"}},
+        "required": ["amount", "years"]})
+    listed = {"tool_calls": [{"name": "mortgage.monthly_payment", "arguments": {"amount": 400, "years": 15}}]}
+    path = tmp_path / "script.yaml"
+    path.write_text(yaml.safe_dump({"mode": "sequence", "scripts": [{"match": ".", "responses": [listed]}]}))
+    request = LLMRequest(messages=[Message(role="user", content="The monthly mortgage payment for $400,000 over 15 years?")],
+                         tools=[loan])
+    response = asyncio.run(gated(load_backend(f"scripted:{path}"), request, max_calls=4))
+    assert [c.arguments for c in response.tool_calls] == [{"amount": 400000, "years": 15}]
+
+
+def test_the_list_ends_at_the_first_call_that_repeats_an_earlier_one(tmp_path):
+    looping = '{"calls": [{"name": "spotify.play_artist", "arguments": {"artist": "Adele"}}, ' * 1
+    looping += '{"name": "spotify.play_artist", "arguments": {"artist": "Adele"}}, {"name": "radio.play_station", '
+    path = tmp_path / "script.yaml"
+    path.write_text(yaml.safe_dump({"mode": "sequence", "scripts": [
+        {"match": ".", "responses": [{"text": looping, "chunk_chars": 5}]}]}))
+    request = LLMRequest(messages=[Message(role="user", content="Play the artist Adele on spotify.")], tools=[PLAY, RADIO])
+    response = asyncio.run(calls_list(load_backend(f"scripted:{path}"), request, max_calls=4))
+    assert response.text == "" and response.parse_error is None
+    assert [(c.name, c.arguments) for c in response.tool_calls] == [("spotify.play_artist", {"artist": "Adele"})]

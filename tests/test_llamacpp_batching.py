@@ -139,3 +139,18 @@ def test_a_long_prompt_after_cached_prefixes_starts_a_new_epoch_instead_of_overf
     assert c.finish_reason in ("stop", "length"), c.error
     assert engine.kv_full_retries == 0  # admitted in a new epoch, not rescued by a retry
     assert engine.table.epochs == 2
+
+
+def test_a_stream_sent_true_stops_decoding_and_still_ends_with_the_response(engine_backend):
+    async def go():
+        stream = engine_backend.stream(request("Count from one to a hundred.", max_tokens=60))
+        pieces, piece = [], await anext(stream)
+        while isinstance(piece, str):
+            pieces.append(piece)
+            piece = await stream.asend(len(pieces) >= 3)
+        return pieces, piece
+
+    pieces, response = asyncio.run(go())
+    assert 3 <= response.usage.completion_tokens <= 5  # stopped at the next step, not at 60
+    assert response.text == "".join(pieces)
+    assert not any(s.busy for s in engine_backend.engine.slots)

@@ -64,7 +64,8 @@ def test_a_prompt_scores_the_same_wherever_its_cells_sit():
 
 def test_concurrent_requests_through_several_epochs_score_as_alone():
     """Twelve prompts on three shared prefixes, four at a time, through a cache that fills up
-    three times over: each scores exactly what it scores alone in an empty cache."""
+    three times over (new epochs begin while others run, their sequences saved and restored):
+    each scores exactly what it scores alone in an empty cache."""
     path = str(resolve_model("llamacpp", "default").path)
     rng = random.Random(2)
     words = lambda n: [rng.randrange(1000, 40000) for _ in range(n)]  # noqa: E731
@@ -90,9 +91,10 @@ def test_concurrent_requests_through_several_epochs_score_as_alone():
             busy.submit(job)
         for _ in prompts:
             assert done.acquire(timeout=300)
-        epochs, max_batch = busy.table.epochs, busy.max_batch_sequences
+        epochs, moved, max_batch = busy.table.epochs, busy.table.running_restored, busy.max_batch_sequences
     finally:
         busy.close()
     assert epochs >= 3 and max_batch >= 2
+    assert moved >= 1  # some epochs began under running requests, their sequences restored
     assert sum(results[i].cached_tokens >= 100 for i in results) >= 3  # prefixes were reused
     assert [results[i].logprob for i in range(len(prompts))] == expected

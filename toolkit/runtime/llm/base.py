@@ -37,7 +37,10 @@ class Backend(Protocol):
 class StreamingBackend(Protocol):
     """Optional: a backend that can yield its text as it is decoded (used by the DAG planner to
     dispatch plan steps before the plan is complete). Yields text chunks; it may end with one
-    LLMResponse carrying the whole text, usage and timings. Check with `supports_streaming`."""
+    LLMResponse carrying the whole text, usage and timings. Check with `supports_streaming`.
+    A consumer that has read enough may send True (`await stream.asend(True)`): a backend that
+    can stop decoding does, and still ends with the LLMResponse of what it decoded; one that
+    cannot ignores it."""
 
     def stream(self, request: LLMRequest) -> AsyncIterator[str | LLMResponse]: ...
 

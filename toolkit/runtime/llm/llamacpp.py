@@ -196,7 +196,8 @@ class LlamaCppBackend:
         return self._account(response, results, started)
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[str | LLMResponse]:
-        """Text pieces as they are decoded, then the LLMResponse. Tool turns yield only the response."""
+        """Text pieces as they are decoded, then the LLMResponse. Tool turns yield only the response.
+        Sent True, it stops decoding at the next step and ends with the response so far."""
         if request.tools and request.constraint is None:
             yield await self.generate(request)
             return
@@ -217,7 +218,8 @@ class LlamaCppBackend:
         task.add_done_callback(lambda _: queue.put_nowait(None))
         try:
             while (piece := await queue.get()) is not None:
-                yield piece
+                if (yield piece):  # the consumer has read enough
+                    job.cancelled = True
             while not queue.empty():  # pieces that raced the end marker
                 if (piece := queue.get_nowait()) is not None:
                     yield piece

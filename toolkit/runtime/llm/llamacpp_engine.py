@@ -328,16 +328,17 @@ class LlamaEngine:
             if waiting:
                 deferred.append(job)
                 continue
-            if not self._fits(job, best, best_len) and self._active:
-                self._draining = True  # first in, first served: it waits for a new epoch, and so do the rest
-                deferred.append(job)
-                break
-            if not self._fits(job, best, best_len):  # nothing runs: start over, keeping recent prefixes
-                self._new_epoch()
-                best_len, best = self.table.best_prefix(job.prompt, cap)
-                if not self._fits(job, best, best_len):
-                    self.table.forget_all()  # alone in an empty cache the prompt fits; _start clamps max_tokens
-                    best_len, best = 0, self.slots[0]
+            if not self._fits(job, best, best_len):
+                need = len(job.prompt) + (0 if job.score_from is not None else job.max_tokens)
+                if self._new_epoch(room_for=need):
+                    best_len, best = self.table.best_prefix(job.prompt, cap)
+            if not self._fits(job, best, best_len):
+                if self._active:  # the running sequences leave no room: it waits for them to finish
+                    self._draining = True  # first in, first served: so do the rest
+                    deferred.append(job)
+                    break
+                self.table.forget_all()  # alone in an empty cache the prompt fits; _start clamps max_tokens
+                best_len, best = 0, self.slots[0]
             self._start(job, best, best_len)
         self._pending.extendleft(reversed(deferred))
 
@@ -345,10 +346,18 @@ class LlamaEngine:
         need = len(job.prompt) - reuse + (0 if job.score_from is not None else job.max_tokens)
         return need <= self._room() and self.table.can_take(best, reuse)
 
-    def _new_epoch(self) -> None:
-        keep = min(self.config.keep_slots or self.config.max_sequences, len(self.slots) - 1)
-        self.table.new_epoch(keep_slots=keep, keep_cells=self.n_ctx // 2)
+    def _new_epoch(self, room_for: int = 0) -> bool:
+        """Start the cache over (llamacpp_slots) with the running sequences restored and as many
+        recent cached prefixes as leave `room_for` cells beside what the running requests may
+        still add. False, and nothing done, when the running sequences alone leave no such room."""
+        running = [s for s in self.slots if s.busy]
+        spare = self._room() - sum(len(s.tokens) for s in running) + self.table.placed - room_for
+        if spare < 0:
+            return False
+        keep = min(self.config.keep_slots or self.config.max_sequences, len(self.slots) - 1 - len(running))
+        self.table.new_epoch(keep_slots=max(keep, 0), keep_cells=min(self.n_ctx // 2, spare))
         self._draining = False
+        return True
 
     def _start(self, job: Job, best: Slot, best_len: int) -> None:
         slot = self.table.take(job.prompt, best, best_len)

@@ -14,11 +14,13 @@ land before its earlier ones and its numbers, and sometimes a greedy choice, wou
 
 So the cache lives in epochs. Within an epoch cells are only added, at the head, in the order
 the engine decodes them; every sequence's cells are in position order. When a request does not
-fit in the cells left, or no unused slot is left, the engine stops admitting, lets the running
-requests finish, and starts a new epoch: the most recently used cached prefixes are saved
+fit in the cells left, or no unused slot is left, a new epoch starts between two decode steps:
+the running requests' sequences and the most recently used cached prefixes are saved
 (`llama_state_seq_get_data`), the cache is cleared, and they are restored one after another from
-cell 0 (`llama_state_seq_set_data`), each in position order again. A prefix two kept slots share
-is restored twice; the cache then holds it twice, which is what keeping each in order costs.
+cell 0 (`llama_state_seq_set_data`), each in position order again, with the same values, so the
+running requests go on as if nothing happened. A prefix two restored sequences share is restored
+twice, which is what keeping each in order costs; when the running sequences restored so would
+leave no room for the request, the engine lets them finish first.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class SlotTable:
         self.n_cells = n_cells
         self.placed = 0  # cells placed in this epoch: llama.cpp's head, since nothing is freed
         self.epochs = 1
+        self.running_restored = 0  # running sequences moved into a new epoch (for tests)
 
     def best_prefix(self, prompt: list[int], cap: int) -> tuple[int, Slot]:
         """The longest cached prefix of `prompt` (at most `cap` tokens) and the slot holding it;
@@ -87,26 +90,30 @@ class SlotTable:
         return slot
 
     def new_epoch(self, keep_slots: int, keep_cells: int) -> None:
-        """Start the cache over, keeping up to `keep_slots` of the most recently used cached
-        prefixes, `keep_cells` cells in all. Only while no request runs."""
+        """Start the cache over from cell 0 with every running sequence restored, and up to
+        `keep_slots` of the most recently used idle prefixes in `keep_cells` cells."""
+        running = [s for s in self.slots if s.busy]
         kept: list[Slot] = []
-        for s in sorted((s for s in self.slots if s.tokens), key=lambda s: -s.last_used):
+        for s in sorted((s for s in self.slots if s.tokens and not s.busy), key=lambda s: -s.last_used):
             if len(kept) == keep_slots:
                 break
             if any(common_prefix(s.tokens, k.tokens) == len(s.tokens) for k in kept):
                 continue  # a kept slot holds all of it
             if sum(len(k.tokens) for k in kept) + len(s.tokens) <= keep_cells:
                 kept.append(s)
-        saved = [(s.tokens, s.last_used, self._save(s.seq)) for s in kept]
+        saved = [(s, s.tokens, self._save(s.seq)) for s in running + kept]
         self.forget_all()
         self.epochs += 1
-        for slot, (tokens, last_used, state) in zip(self.slots, saved):
+        for slot, tokens, state in saved:
             if llama_cpp.llama_state_seq_set_data(self.ctx, state, len(state), slot.seq) == 0:
+                if slot.busy:
+                    raise RuntimeError(f"llama.cpp could not restore a running sequence of {len(tokens)} tokens")
                 log.warning("llama.cpp could not restore a cached prefix of %d tokens", len(tokens))
                 llama_cpp.llama_memory_seq_rm(self.memory, slot.seq, -1, -1)
                 continue  # nothing was placed after it, so its cells are the last ones: no hole
-            slot.tokens, slot.last_used, slot.unused = tokens, last_used, False
+            slot.tokens, slot.unused = tokens, False
             self.placed += len(tokens)
+            self.running_restored += slot.busy
 
     def _save(self, seq: int) -> ctypes.Array:
         size = llama_cpp.llama_state_seq_get_size(self.ctx, seq)
