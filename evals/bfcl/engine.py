@@ -229,7 +229,8 @@ async def gated(backend: Backend, request: LLMRequest, max_calls: int) -> LLMRes
     - `unclear`: `hybrid`.
     Then `ground_numbers` mends numbers the model cut at a thousands separator or copied without
     their minus sign (`initial_cost: 200` for "$200,000"); replayed on every recorded output, 4
-    verdicts gained (multiple_11, 14, 16 twice), none lost. Then `drop_redundant_calls`: given several functions the list also calls the others with the
+    verdicts gained (multiple_11, 14, 16 twice), none lost.
+    Then `drop_redundant_calls`: given several functions the list also calls the others with the
     values it already used (9 of the first 20 `multiple` questions had 2-3 calls for one asked).
     The calls are first ordered by how many words their function's name shares with the question
     (`by_name_words`), so that of two calls with the same values the less named one goes, also

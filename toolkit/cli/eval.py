@@ -55,7 +55,7 @@ def bfcl(
         None, "--data-dir", help="BFCL data folder (default: $TOOLKIT_EVAL_DATA/bfcl, else the bfcl-eval package's data)."
     ),
     out: Optional[str] = Out,
-    mode: str = typer.Option("gated", "--mode", help="How the engine answers: gated (hybrid, but a question that shares 2+ words with a function's name is called without asking whether to, from the named functions if the list called none of them, one that shares no word with any function gets no call, and listed calls that add no value from the question are dropped), hybrid (a tool turn decides whether to call; when it calls, the calls are decoded as one constrained list), tool-turns (one backend tool turn per call, with follow-up turns for further calls) or calls-list (one request, a constrained list of calls)."),
+    mode: str = typer.Option("gated", "--mode", help="How the engine answers: gated (hybrid, but a question that shares 2+ words with a function's name is called without asking whether to, from the named functions if the list called none of them, one that shares no word with any function gets no call, numbers the model cut short or copied without their sign are mended from the question, and listed calls that add no value from the question are dropped), hybrid (a tool turn decides whether to call; when it calls, the calls are decoded as one constrained list), tool-turns (one backend tool turn per call, with follow-up turns for further calls) or calls-list (one request, a constrained list of calls). Every list stops at its first call that repeats an earlier one."),
     max_calls: int = typer.Option(4, "--max-calls", help="The engine's budget of calls per question."),
     one_at_a_time: bool = OneAtATime,
 ) -> None:

@@ -14,8 +14,8 @@ next step of an agent starts from the KV of the previous one, and N agents with 
 prompt and tool docs share it. A request whose prefix another request is still evaluating waits
 for it, so a shared prefix is evaluated once even when N agents arrive together. No cell is freed
 while requests run (that would put their next cells out of position order and change their
-numbers); when the cache is full the engine drains and starts a new epoch, keeping the most
-recently used prefixes.
+numbers); when the cache is full a new epoch begins between two steps, with the running
+sequences and the most recently used prefixes restored in order from cell 0.
 
 `batching=False` runs one request at a time through the same code (the serial baseline).
 """
