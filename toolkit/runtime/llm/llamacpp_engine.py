@@ -178,7 +178,7 @@ class LlamaEngine:
         self.memory = llama_cpp.llama_get_memory(self.ctx)
         self.batch = llama_cpp.llama_batch_init(cfg.n_batch, 0, 1)
         self.scratch = VocabScratch(self.n_vocab)
-        self.table = SlotTable(self.ctx, n_slots, self.n_ctx)
+        self.table = SlotTable(self.ctx, n_slots)
         self.slots = self.table.slots
         self._active: list[_Active] = []
         self._pending: deque[Job] = deque()
@@ -355,7 +355,9 @@ class LlamaEngine:
         if spare < 0:
             return False
         keep = min(self.config.keep_slots or self.config.max_sequences, len(self.slots) - 1 - len(running))
-        self.table.new_epoch(keep_slots=max(keep, 0), keep_cells=min(self.n_ctx // 2, spare))
+        lost = self.table.new_epoch(keep_slots=max(keep, 0), keep_cells=min(self.n_ctx // 2, spare))
+        for a in [a for a in self._active if a.slot in lost]:
+            self._finish(a, "error", "llama.cpp could not move this request's KV cache into a new epoch")
         self._draining = False
         return True
 

@@ -54,11 +54,10 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 
 
 class SlotTable:
-    def __init__(self, ctx: llama_cpp.llama_context_p, n_slots: int, n_cells: int):
+    def __init__(self, ctx: llama_cpp.llama_context_p, n_slots: int):
         self.ctx = ctx
         self.memory = llama_cpp.llama_get_memory(ctx)
         self.slots = [Slot(seq=i) for i in range(n_slots)]
-        self.n_cells = n_cells
         self.placed = 0  # cells placed in this epoch: llama.cpp's head, since nothing is freed
         self.epochs = 1
         self.running_restored = 0  # running sequences moved into a new epoch (for tests)
@@ -89,9 +88,10 @@ class SlotTable:
         slot.busy, slot.unused = True, False
         return slot
 
-    def new_epoch(self, keep_slots: int, keep_cells: int) -> None:
+    def new_epoch(self, keep_slots: int, keep_cells: int) -> list[Slot]:
         """Start the cache over from cell 0 with every running sequence restored, and up to
-        `keep_slots` of the most recently used idle prefixes in `keep_cells` cells."""
+        `keep_slots` of the most recently used idle prefixes in `keep_cells` cells. Returns the
+        running slots llama.cpp could not save or restore (their requests cannot go on)."""
         running = [s for s in self.slots if s.busy]
         kept: list[Slot] = []
         for s in sorted((s for s in self.slots if s.tokens and not s.busy), key=lambda s: -s.last_used):
@@ -104,24 +104,23 @@ class SlotTable:
         saved = [(s, s.tokens, self._save(s.seq)) for s in running + kept]
         self.forget_all()
         self.epochs += 1
+        lost = []
         for slot, tokens, state in saved:
-            if llama_cpp.llama_state_seq_set_data(self.ctx, state, len(state), slot.seq) == 0:
+            if state is None or llama_cpp.llama_state_seq_set_data(self.ctx, state, len(state), slot.seq) == 0:
+                log.warning("llama.cpp could not move a sequence of %d tokens into the new epoch", len(tokens))
+                llama_cpp.llama_memory_seq_rm(self.memory, slot.seq, -1, -1)  # the last cells placed: no hole
                 if slot.busy:
-                    raise RuntimeError(f"llama.cpp could not restore a running sequence of {len(tokens)} tokens")
-                log.warning("llama.cpp could not restore a cached prefix of %d tokens", len(tokens))
-                llama_cpp.llama_memory_seq_rm(self.memory, slot.seq, -1, -1)
-                continue  # nothing was placed after it, so its cells are the last ones: no hole
+                    lost.append(slot)
+                continue
             slot.tokens, slot.unused = tokens, False
             self.placed += len(tokens)
             self.running_restored += slot.busy
+        return lost
 
-    def _save(self, seq: int) -> ctypes.Array:
+    def _save(self, seq: int) -> ctypes.Array | None:
         size = llama_cpp.llama_state_seq_get_size(self.ctx, seq)
         buf = (ctypes.c_uint8 * size)()
-        written = llama_cpp.llama_state_seq_get_data(self.ctx, buf, size, seq)
-        if written != size:
-            raise RuntimeError(f"llama.cpp saved {written} of {size} bytes of a sequence's state")
-        return buf
+        return buf if llama_cpp.llama_state_seq_get_data(self.ctx, buf, size, seq) == size else None
 
     def forget_all(self) -> None:
         # the metadata is enough: cells not in use are masked out, and their old values are finite
