@@ -125,12 +125,14 @@ class ListItems:
                 self.in_string = True
             elif ch in "{[":
                 self.depth += 1
-                self.start = i if self.depth == 3 else self.start  # {"calls": [{item}, ...]}
+                if self.depth == 3:  # {"calls": [{item}, ...]}
+                    self.start = i
             elif ch in "}]":
                 self.depth -= 1
-                if self.depth == 2 and ch == "}" and self._repeats(self.text[self.start : i + 1]):
-                    return self.end
-                self.end = i + 1 if self.depth == 2 else self.end
+                if self.depth == 2:  # an item ended
+                    if ch == "}" and self._repeats(self.text[self.start : i + 1]):
+                        return self.end
+                    self.end = i + 1
         return None
 
     def _repeats(self, item: str) -> bool:

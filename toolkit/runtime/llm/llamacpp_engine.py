@@ -351,7 +351,8 @@ class LlamaEngine:
         recent cached prefixes as leave `room_for` cells beside what the running requests may
         still add. False, and nothing done, when the running sequences alone leave no such room."""
         running = [s for s in self.slots if s.busy]
-        spare = self._room() - sum(len(s.tokens) for s in running) + self.table.placed - room_for
+        # the new epoch starts with the running sequences' cells placed, and what they may add reserved
+        spare = self.n_ctx - 1 - sum(len(s.tokens) for s in running) - self._reserved() - room_for
         if spare < 0:
             return False
         keep = min(self.config.keep_slots or self.config.max_sequences, len(self.slots) - 1 - len(running))
