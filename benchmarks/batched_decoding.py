@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from toolkit.runtime.llm import load_backend  # noqa: E402
+from toolkit.models import load_backend  # noqa: E402
 from toolkit.types import LLMRequest, Message, Sampling  # noqa: E402
 
 SYSTEM = (

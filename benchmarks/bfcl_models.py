@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from evals.bfcl.checker import check  # noqa: E402
 from evals.bfcl.data import load_category  # noqa: E402
 from evals.bfcl.run import bfcl_request  # noqa: E402
-from toolkit.runtime.llm.llamacpp import LlamaCppBackend  # noqa: E402
+from toolkit.models.llamacpp.backend import LlamaCppBackend  # noqa: E402
 
 CATEGORIES = ("simple_python", "multiple")
 

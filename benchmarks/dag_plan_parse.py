@@ -69,7 +69,7 @@ def was_cut_off(trace: list[TraceEvent]) -> bool:
 
 async def run_in_process(tasks: list[str], model: str, max_replans: int) -> list[dict]:
     from toolkit.runtime.agent import Agent
-    from toolkit.runtime.llm import load_backend
+    from toolkit.models import load_backend
 
     backend = load_backend(model)
     agent = Agent(model=backend, tool_names=[TOOLS], planner="dag", planner_options={"max_replans": max_replans})

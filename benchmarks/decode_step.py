@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from toolkit.runtime.llm import llamacpp_engine  # noqa: E402  (sets OMP_WAIT_POLICY before llama_cpp loads)
-from toolkit.runtime.llm.models import PACKAGED_MODELS, cache_dir  # noqa: E402
-from toolkit.runtime.llm.transcode import RUNTIME_FORMATS, runtime_weights  # noqa: E402
+from toolkit.models.llamacpp import engine as llamacpp_engine  # noqa: E402  (sets OMP_WAIT_POLICY before llama_cpp loads)
+from toolkit.models.llamacpp.files import PACKAGED_MODELS, cache_dir  # noqa: E402
+from toolkit.models.llamacpp.transcode import RUNTIME_FORMATS, runtime_weights  # noqa: E402
 
 PROMPT_TOKENS = 432  # a BFCL question with its functions, about
 ENGINE = llamacpp_engine.EngineConfig()  # the engine's defaults: ubatch size, flash attention, no repack

@@ -36,7 +36,7 @@ async def noop_async(x: int) -> str:
 def toolkit_runner(calls: int, tool_fn) -> Callable[[int], float]:
     """A function running n tasks through one toolkit agent (built once) that returns their CPU time."""
     from toolkit import Agent, ToolRegistry
-    from toolkit.runtime.llm.scripted import ScriptedBackend
+    from toolkit.models.scripted import ScriptedBackend
 
     script = [{"tool_calls": [{"name": tool_fn.__name__, "arguments": {"x": i}}]} for i in range(calls)] + [{"text": "done"}]
     registry = ToolRegistry()

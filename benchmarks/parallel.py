@@ -23,7 +23,7 @@ import time
 
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.agent import Agent
-from toolkit.runtime.llm.scripted import ScriptedBackend
+from toolkit.models.scripted import ScriptedBackend
 
 TOOL_SLEEP_S = 0.2
 CITIES = {"Tokyo": 37.4, "Delhi": 31.0, "Shanghai": 27.1, "Sao Paulo": 22.0}

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from toolkit.planner.prompts import observation_message, system_message  # noqa: E402
 from toolkit.registry import ToolRegistry  # noqa: E402
-from toolkit.runtime.llm import load_backend  # noqa: E402
+from toolkit.models import load_backend  # noqa: E402
 from toolkit.types import LLMRequest, Message, Observation, Sampling  # noqa: E402
 
 TASK = "What is 12 * (7 + 5)?"

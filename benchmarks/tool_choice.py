@@ -70,7 +70,7 @@ async def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     args = parser.parse_args()
 
-    from toolkit.runtime.llm import load_backend
+    from toolkit.models import load_backend
 
     questions = load_category("multiple", args.data_dir)
     evaluated, demo_pool = questions[: args.n], questions[-3:]  # demonstrations never come from evaluated questions

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from toolkit import Agent  # noqa: E402
-from toolkit.runtime.llm.vllm import VLLMBackend  # noqa: E402
+from toolkit.models.vllm import VLLMBackend  # noqa: E402
 from toolkit.types import LLMRequest, Message, Sampling  # noqa: E402
 
 PROMPTS = [

@@ -5,7 +5,7 @@
   i.e. what a user gets from llama-cpp-python without this engine.
 - `RawPromptBaseline`: for models that are not GGUF files here (openai:, vllm:, scripted:...): the
   tools described in a plain prompt, the model's reply unconstrained, read by
-  `toolkit.runtime.llm.parsing`.
+  `toolkit.models.parsing`.
 - `make_baseline(model, backend)` picks the one that fits the model string;
   `engine_and_baseline(model, side_by_side)` loads the engine's backend and that baseline, with
   the cores split between their llama.cpp contexts when the two are to run at the same time.
@@ -19,8 +19,8 @@ import os
 import time
 from typing import Any
 
-from toolkit.runtime.llm.base import Backend, Capabilities
-from toolkit.runtime.llm.factory import load_backend, parse_model_string
+from toolkit.models.base import Backend, Capabilities
+from toolkit.models.factory import load_backend, parse_model_string
 from toolkit.types import LLMRequest, LLMResponse, Message, Timings, ToolCall, ToolSpec, Usage
 
 CHATML_LABEL = "llama-cpp chatml-function-calling"
@@ -174,7 +174,7 @@ class RawPromptBaseline:
         self.backend = backend
 
     async def generate(self, request: LLMRequest) -> LLMResponse:
-        from toolkit.runtime.llm.parsing import parse_model_output
+        from toolkit.models.parsing import parse_model_output
 
         messages = list(request.messages)
         if request.tools and request.tool_choice != "none":
@@ -201,7 +201,7 @@ def gguf_path(model: str | None) -> str | None:
     kind, target = parse_model_string(model)
     if kind not in GGUF_KINDS:
         return None
-    from toolkit.runtime.llm.models import resolve_model
+    from toolkit.models.llamacpp.files import resolve_model
 
     return str(resolve_model(kind, target).path)
 

@@ -15,7 +15,7 @@ from typing import Any
 from rich.progress import Progress
 
 from evals.runner import EvalReport, ReportRow, model_label, run_all, suite_dir
-from toolkit.runtime.llm import Backend, load_backend
+from toolkit.models import Backend, load_backend
 from toolkit.types import LLMRequest, Message, Sampling
 
 ENGINE_LABEL = "toolkit engine (react + math.calculate)"

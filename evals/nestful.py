@@ -26,7 +26,7 @@ from rich.progress import Progress
 
 from evals.baselines import engine_and_baseline
 from evals.runner import EvalReport, ReportRow, model_label, run_all, run_systems, suite_dir, systems_note
-from toolkit.runtime.llm import Backend
+from toolkit.models import Backend
 from toolkit.types import Constraint, LLMRequest, LLMResponse, Message, Sampling, ToolSpec
 
 DAG_LABEL = "engine: dag plan"

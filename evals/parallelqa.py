@@ -29,7 +29,7 @@ from typing import Any
 from rich.progress import Progress
 
 from evals.runner import EvalReport, ReportRow, model_label, run_all, suite_dir
-from toolkit.runtime.llm import Backend, load_backend
+from toolkit.models import Backend, load_backend
 
 CORPUS = Path(__file__).resolve().parent / "parallelqa_corpus"
 PLANNERS = ("dag", "react")

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from toolkit.cli.main import app
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.agent import Agent
-from toolkit.runtime.llm.scripted import ScriptedBackend
+from toolkit.models.scripted import ScriptedBackend
 from toolkit.runtime.results_file import ResultsFile, ResultsFileError, read_results
 from toolkit.runtime.tasks_file import TaskFileError, read_tasks
 

@@ -131,7 +131,7 @@ def test_tool_turns_collect_calls_until_the_model_answers_and_cap_follow_ups():
     import asyncio
 
     from evals.bfcl.engine import FOLLOW_UP_MAX_TOKENS, tool_turns
-    from toolkit.runtime.llm.scripted import ScriptedBackend
+    from toolkit.models.scripted import ScriptedBackend
     from toolkit.types import LLMRequest, Message, Sampling, ToolSpec
 
     spec = ToolSpec(name="area", description="Area.", parameters={"type": "object", "properties": {"r": {"type": "number"}}})

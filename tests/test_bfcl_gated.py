@@ -9,7 +9,7 @@ import asyncio
 import yaml
 
 from evals.bfcl.engine import calls_list, gated
-from toolkit.runtime.llm import load_backend
+from toolkit.models import load_backend
 from toolkit.types import LLMRequest, Message, ToolSpec
 
 PLAY = ToolSpec(name="spotify.play_artist", description="Play music by an artist.", parameters={

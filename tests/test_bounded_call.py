@@ -1,10 +1,10 @@
-"""Worker processes for computations that must be killable (toolkit.runtime.bounded_call)."""
+"""Worker processes for computations that must be killable (toolkit.tools.math.bounded_call)."""
 
 from __future__ import annotations
 
 import pytest
 
-from toolkit.runtime.bounded_call import CallTimeout, WorkerError, WorkerPool, call_in_process
+from toolkit.tools.math.bounded_call import CallTimeout, WorkerError, WorkerPool, call_in_process
 
 
 def test_result_and_errors_cross_the_process_boundary():

@@ -156,7 +156,7 @@ def test_the_chatml_baseline_is_cut_off_at_its_time_and_token_limits():
     import asyncio
 
     from evals.baselines import ChatmlFunctionCallingBaseline
-    from toolkit.runtime.llm.models import default_model_path
+    from toolkit.models.llamacpp.files import default_model_path
     from toolkit.types import LLMRequest, Message, Sampling, ToolSpec
 
     tool = ToolSpec(name="area", description="Area of a circle.", parameters={"type": "object", "properties": {"r": {"type": "number"}}})

@@ -19,8 +19,8 @@ from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, p
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from toolkit import Agent
-from toolkit.runtime.llm import BackendError, load_backend
-from toolkit.runtime.llm.langchain import LangChainBackend, from_langchain_messages, to_langchain_messages
+from toolkit.models import BackendError, load_backend
+from toolkit.models.langchain import LangChainBackend, from_langchain_messages, to_langchain_messages
 from toolkit.types import Constraint, LLMRequest, Message, ToolCall, ToolSpec
 
 CALC = ToolSpec(
@@ -165,7 +165,7 @@ class LlamaChatModel(BaseChatModel):
 @pytest.fixture(scope="module")
 def llama_model():
     llama_cpp = pytest.importorskip("llama_cpp")
-    from toolkit.runtime.llm.models import default_model_path
+    from toolkit.models.llamacpp.files import default_model_path
 
     return llama_cpp.Llama(model_path=str(default_model_path()), chat_format="chatml-function-calling",
                            n_ctx=2048, n_threads=1, n_threads_batch=1, verbose=False, seed=0)

@@ -15,10 +15,10 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-from toolkit.runtime.llm import BackendError, load_backend  # noqa: E402
-from toolkit.runtime.llm.grammar import JSON_OBJECT_GRAMMAR, GrammarChecker, choice_gbnf, sanitize_schema  # noqa: E402
-from toolkit.runtime.llm.llamacpp import LlamaCppBackend  # noqa: E402
-from toolkit.runtime.llm.models import ModelNotFoundError, default_model_path, resolve_model  # noqa: E402
+from toolkit.models import BackendError, load_backend  # noqa: E402
+from toolkit.models.grammar import JSON_OBJECT_GRAMMAR, GrammarChecker, choice_gbnf, sanitize_schema  # noqa: E402
+from toolkit.models.llamacpp.backend import LlamaCppBackend  # noqa: E402
+from toolkit.models.llamacpp.files import ModelNotFoundError, default_model_path, resolve_model  # noqa: E402
 from toolkit.types import Constraint, LLMRequest, Message, Sampling, ToolSpec  # noqa: E402
 
 pytestmark = pytest.mark.llama
@@ -66,7 +66,7 @@ def test_default_model_is_a_packaged_gguf():
 
 
 def test_the_default_runs_as_q8_0_reencoded_once_from_the_shipped_q4_1(monkeypatch, tmp_path):
-    from toolkit.runtime.llm.models import smollm2_path
+    from toolkit.models.llamacpp.files import smollm2_path
 
     monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(tmp_path))
     # an earlier install's re-encoding (another mtime) is deleted when this one is written
@@ -112,7 +112,7 @@ def test_hf_offline_without_cache_is_a_clear_error(monkeypatch, tmp_path):
 
 
 def test_the_final_answer_is_bounded_at_one_character_per_token_of_the_budget(backend):
-    from toolkit.runtime.llm.llamacpp_prompt import final_grammar
+    from toolkit.models.llamacpp.prompt import final_grammar
 
     # digits are one token each for SmolLM2: "1.5555..." must close before max_tokens runs out
     assert "char{0,244}" in final_grammar(256) and "char{0,400}" in final_grammar(4096)
@@ -200,7 +200,7 @@ def test_answer_max_tokens_caps_the_words_and_zero_stops_at_the_choice(backend):
 
 
 def test_the_action_choice_stops_once_one_name_fits_and_is_completed_in_tokens(backend):
-    from toolkit.runtime.llm.llamacpp import _completed_choice
+    from toolkit.models.llamacpp.backend import _completed_choice
 
     assert _completed_choice("math.c", ["math.calculate", "weather.forecast", "final_answer"]) == "math.calculate"
     assert _completed_choice("get", ["get", "get_x"]) == "get" and _completed_choice("ge", ["get", "get_x"]) is None

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-from toolkit.runtime.llm.llamacpp import LlamaCppBackend  # noqa: E402
+from toolkit.models.llamacpp.backend import LlamaCppBackend  # noqa: E402
 from toolkit.types import LLMRequest, Message, Sampling, ToolSpec  # noqa: E402
 
 pytestmark = pytest.mark.llama
@@ -116,7 +116,7 @@ def test_a_long_prompt_after_cached_prefixes_starts_a_new_epoch_instead_of_overf
     not fit in the 1,024-cell cache beside them, so the engine starts a new epoch (keeping what
     fits in half the cache) before admitting it. (An old estimate counted the shared prefix zero
     times, the prompt was admitted, and llama_decode failed with 'no KV slot': NESTFUL, 13 of 20.)"""
-    from toolkit.runtime.llm.llamacpp_engine import Job
+    from toolkit.models.llamacpp.engine import Job
 
     backend = LlamaCppBackend.from_model_string("llamacpp", "default", n_ctx=1024, max_sequences=2)
     engine = backend.engine

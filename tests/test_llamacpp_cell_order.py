@@ -7,7 +7,7 @@ to put their next cells before their earlier ones: the same prompt, its prefix r
 cache, scored differently once other prompts had filled the cache, and greedy outputs differed
 from run to run under concurrency (BFCL --limit 20: 6 of 40 answers). The engine now never frees
 a cell within an epoch and starts a new epoch (cached prefixes saved, the cache cleared, the
-prefixes restored from cell 0) when the cache is full (llamacpp_slots)."""
+prefixes restored from cell 0) when the cache is full (toolkit/models/llamacpp/slots.py)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-from toolkit.runtime.llm.llamacpp_engine import EngineConfig, Job, LlamaEngine  # noqa: E402
-from toolkit.runtime.llm.models import resolve_model  # noqa: E402
+from toolkit.models.llamacpp.engine import EngineConfig, Job, LlamaEngine  # noqa: E402
+from toolkit.models.llamacpp.files import resolve_model  # noqa: E402
 
 pytestmark = pytest.mark.llama
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from toolkit.runtime.llm.llamacpp_prompt import tool_block
+from toolkit.models.llamacpp.prompt import tool_block
 from toolkit.types import ToolSpec
 
 BOOK = ToolSpec(

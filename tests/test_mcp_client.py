@@ -16,7 +16,7 @@ from tests.mcp_servers import ECHO_SERVER, echo_http_server, free_port, stop  # 
 from toolkit.registry import ToolRegistry  # noqa: E402
 from toolkit.runtime.agent import Agent  # noqa: E402
 from toolkit.runtime.executor import Executor  # noqa: E402
-from toolkit.runtime.llm.scripted import ScriptedBackend  # noqa: E402
+from toolkit.models.scripted import ScriptedBackend  # noqa: E402
 from toolkit.types import ErrorCode, ToolCall  # noqa: E402
 
 

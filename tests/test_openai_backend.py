@@ -10,8 +10,8 @@ import json
 import pytest
 
 from tests.openai_servers import FaultProxy, LlamaServer
-from toolkit.runtime.llm import BackendError, load_backend
-from toolkit.runtime.llm.openai import AuthenticationError, OpenAIBackend, ServerUnavailableError
+from toolkit.models import BackendError, load_backend
+from toolkit.models.openai import AuthenticationError, OpenAIBackend, ServerUnavailableError
 from toolkit.types import Constraint, LLMRequest, Message, Sampling, ToolSpec
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
@@ -37,7 +37,7 @@ FAST = {"backoff_s": 0.01, "max_backoff_s": 0.05}  # retries without waiting in 
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory):
     pytest.importorskip("llama_cpp.server.app", reason="needs llama-cpp-python[server]")
-    from toolkit.runtime.llm.models import default_model_path
+    from toolkit.models.llamacpp.files import default_model_path
 
     server = LlamaServer(default_model_path(), tmp_path_factory.mktemp("llama_server") / "server.log")
     try:

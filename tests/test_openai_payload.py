@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from toolkit.runtime.llm.openai_payload import StreamAssembler, build_body, check_constraint, response_from_body
+from toolkit.models.openai_payload import StreamAssembler, build_body, check_constraint, response_from_body
 from toolkit.types import Constraint, LLMRequest, Message, Timings, ToolCall, ToolSpec
 
 CALC = ToolSpec(name="math.calculate", parameters={"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]})

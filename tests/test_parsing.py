@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from toolkit.runtime.llm.parsing import parse_model_output, parse_native_calls
+from toolkit.models.parsing import parse_model_output, parse_native_calls
 from toolkit.types import ToolSpec
 
 TOOLS = [

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from toolkit.runtime.llm.openai_payload import StreamAssembler, response_from_body
-from toolkit.runtime.llm.parsing import ParsedOutput, parse_model_output, parse_native_calls
+from toolkit.models.openai_payload import StreamAssembler, response_from_body
+from toolkit.models.parsing import ParsedOutput, parse_model_output, parse_native_calls
 from toolkit.types import LLMRequest, Message, Timings, ToolSpec
 
 TOOLS = [

@@ -38,7 +38,7 @@ def test_each_planner_runs_from_the_cli(planner, tmp_path):
 @pytest.mark.parametrize("planner", ["react", "dag", "dfsdt"])
 def test_each_planner_runs_from_the_api(planner):
     from toolkit.runtime.agent import Agent
-    from toolkit.runtime.llm.scripted import ScriptedBackend
+    from toolkit.models.scripted import ScriptedBackend
 
     result = Agent(model=ScriptedBackend(SCRIPTS[planner]), tool_names=["math"], planner=planner).run("What is 6 times 7?")
     assert result.status == "ok" and result.answer == "42" and result.planner == planner

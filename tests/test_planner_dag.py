@@ -16,7 +16,7 @@ from toolkit.planner.dag.parse import PlanStreamParser
 from toolkit.planner.dag.plan import ReferenceFailure, references, resolve
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.agent import Agent
-from toolkit.runtime.llm.scripted import ScriptedBackend
+from toolkit.models.scripted import ScriptedBackend
 from toolkit.types import ToolSpec
 
 SPANS: dict[str, tuple[float, float]] = {}

@@ -22,8 +22,8 @@ JSON_ERRORS = ("not valid JSON", "JSON is incomplete", 'must be an object with a
 @pytest.fixture(scope="session")
 def embedded_model():
     pytest.importorskip("llama_cpp")
-    from toolkit.runtime.llm import BackendError
-    from toolkit.runtime.llm.models import default_model_path
+    from toolkit.models import BackendError
+    from toolkit.models.llamacpp.files import default_model_path
 
     try:
         return f"llamacpp:{default_model_path()}"

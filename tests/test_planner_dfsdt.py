@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.agent import Agent
-from toolkit.runtime.llm.scripted import ScriptedBackend, ScriptFile
+from toolkit.models.scripted import ScriptedBackend, ScriptFile
 
 
 def flaky_search(query: str) -> str:

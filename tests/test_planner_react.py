@@ -8,8 +8,8 @@ import time
 
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.agent import Agent
-from toolkit.runtime.llm.base import Capabilities
-from toolkit.runtime.llm.scripted import ScriptedBackend
+from toolkit.models.base import Capabilities
+from toolkit.models.scripted import ScriptedBackend
 from toolkit.types import LLMRequest
 
 SPANS: list[tuple[str, float, float]] = []

@@ -12,7 +12,7 @@ from toolkit import Agent, ToolRegistry, tool
 from toolkit.bindings import ToolContext
 from toolkit.registry import UnknownToolError
 from toolkit.runtime.executor import Executor
-from toolkit.runtime.llm.scripted import ScriptedBackend
+from toolkit.models.scripted import ScriptedBackend
 from toolkit.types import ErrorCode, ToolCall
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -98,7 +98,7 @@ def _many_tools(n: int):
 def test_agent_offers_only_top_k_of_a_large_registry():
     from toolkit.registry import ToolRegistry
     from toolkit.runtime.agent import Agent
-    from toolkit.runtime.llm.scripted import ScriptedBackend
+    from toolkit.models.scripted import ScriptedBackend
 
     registry = ToolRegistry()
     for fn in _many_tools(40):

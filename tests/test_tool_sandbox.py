@@ -12,7 +12,7 @@ import pytest
 
 from toolkit.registry import ToolRegistry, builtin_manifest_dir
 from toolkit.runtime.executor import Executor
-from toolkit.runtime.sandbox import SandboxLimits, run_python
+from toolkit.tools.python.sandbox import SandboxLimits, run_python
 from toolkit.types import ErrorCode, ToolCall
 
 

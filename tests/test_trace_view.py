@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from toolkit.cli.main import app
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.agent import Agent
-from toolkit.runtime.llm.scripted import ScriptedBackend
+from toolkit.models.scripted import ScriptedBackend
 from toolkit.runtime.trace import read_trace, write_trace
 from toolkit.trace_view import build_view, render_html, render_tree
 from toolkit.trace_view.model import assign_lanes
@@ -172,7 +172,7 @@ def test_cli_show_and_html(run_files, tmp_path):
 
 def test_tree_search_trace_draws_the_search_tree():
     pytest.importorskip("toolkit.planner.dfsdt")
-    from toolkit.runtime.llm.scripted import ScriptFile
+    from toolkit.models.scripted import ScriptFile
 
     def flaky_lookup(city: str) -> str:
         """A lookup service that is down."""

@@ -13,8 +13,8 @@ import pytest
 
 from tests import vllm_standin
 from toolkit import Agent
-from toolkit.runtime.llm import BackendError, load_backend
-from toolkit.runtime.llm.vllm import VLLMBackend, tool_call_schema
+from toolkit.models import BackendError, load_backend
+from toolkit.models.vllm import VLLMBackend, tool_call_schema
 from toolkit.types import Constraint, LLMRequest, Message, ToolSpec
 
 CALC = ToolSpec(

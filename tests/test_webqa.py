@@ -16,7 +16,7 @@ import pytest
 from toolkit.planner.webqa_text import Candidate, cite, extractive_answer, pick_by_bm25, rank_candidates, sentences, ungrounded_numbers
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.agent import Agent
-from toolkit.runtime.llm.scripted import ScriptedBackend, ScriptFile
+from toolkit.models.scripted import ScriptedBackend, ScriptFile
 from toolkit.trace_view import build_view
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -135,8 +135,8 @@ def test_scripted_model_picks_quotes_and_writes_the_answer(corpus):
 @pytest.mark.timeout(900)  # a few seconds on an idle machine; minutes on a busy 2-core one
 def test_embedded_model_answers_with_two_citations(corpus):
     pytest.importorskip("llama_cpp")
-    from toolkit.runtime.llm import BackendError, load_backend
-    from toolkit.runtime.llm.models import default_model_path
+    from toolkit.models import BackendError, load_backend
+    from toolkit.models.llamacpp.files import default_model_path
 
     try:
         model = f"llamacpp:{default_model_path()}"

@@ -1,6 +1,6 @@
 """A STAND-IN for vLLM, which needs a GPU and can't run here. Not vLLM, and no model inside.
 
-It implements exactly the surface `toolkit/runtime/llm/vllm.py` uses, with vLLM's names, call
+It implements exactly the surface `toolkit/models/vllm.py` uses, with vLLM's names, call
 signatures and output shapes (checked against vLLM's sources: `vllm/v1/engine/async_llm.py`,
 `vllm/sampling_params.py`, `vllm/outputs.py`):
 

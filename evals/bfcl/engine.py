@@ -27,10 +27,10 @@ from typing import Any
 
 from toolkit.grounding import ground_numbers
 from toolkit.relevance import by_name_words, drop_redundant_calls, named_tools, relevance
-from toolkit.runtime.llm import Backend
-from toolkit.runtime.llm.base import supports_streaming
-from toolkit.runtime.llm.llamacpp_prompt import signature_text
-from toolkit.runtime.llm.parsing import parse_native_calls
+from toolkit.models import Backend
+from toolkit.models.base import supports_streaming
+from toolkit.models.llamacpp.prompt import signature_text
+from toolkit.models.parsing import parse_native_calls
 from toolkit.types import Constraint, LLMRequest, LLMResponse, Message, Timings, ToolCall
 
 NEXT_CALL_PROMPT = (

@@ -17,7 +17,7 @@ from evals.bfcl.checker import check
 from evals.bfcl.engine import ENGINE_ANSWERS, ENGINE_MODES
 from evals.bfcl.data import CATEGORIES, Question, load_category, to_messages, to_tool_specs
 from evals.runner import EvalReport, ReportRow, model_label, run_all, run_systems, systems_note
-from toolkit.runtime.llm import Backend
+from toolkit.models import Backend
 from toolkit.types import LLMRequest, LLMResponse, Message, Sampling
 
 ENGINE_LABEL = "toolkit engine"

@@ -13,8 +13,8 @@ import pytest
 
 from tests.fixtures.plugin_server import serve_handler
 from toolkit import Agent, ToolRegistry, tool
-from toolkit.runtime.llm.openai import OpenAIBackend
-from toolkit.runtime.llm.scripted import ScriptedBackend
+from toolkit.models.openai import OpenAIBackend
+from toolkit.models.scripted import ScriptedBackend
 from toolkit.types import ErrorCode
 
 

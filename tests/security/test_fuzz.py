@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from toolkit import Agent, ToolRegistry, tool
 from toolkit.manifest import Manifest, ManifestError, parse_manifest
 from toolkit.runtime.executor import Executor
-from toolkit.runtime.llm.parsing import parse_model_output
-from toolkit.runtime.llm.scripted import ScriptedBackend
+from toolkit.models.parsing import parse_model_output
+from toolkit.models.scripted import ScriptedBackend
 from toolkit.types import ToolCall, ToolSpec
 
 from tests.test_manifest_property import json_like, manifest_like

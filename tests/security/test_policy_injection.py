@@ -11,7 +11,7 @@ import yaml
 from tests.fixtures.plugin_server import serve_handler
 from toolkit import Agent, ToolRegistry, tool
 from toolkit.planner.prompts import OBSERVATION_CLOSE
-from toolkit.runtime.llm.scripted import ScriptedBackend
+from toolkit.models.scripted import ScriptedBackend
 from toolkit.runtime.policy import default_mode, make_approver
 from toolkit.types import ErrorCode
 

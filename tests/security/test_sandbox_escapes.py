@@ -18,7 +18,7 @@ import pytest
 
 from toolkit import ToolRegistry
 from toolkit.runtime.executor import Executor
-from toolkit.runtime.sandbox import SandboxLimits, run_python
+from toolkit.tools.python.sandbox import SandboxLimits, run_python
 from toolkit.types import ToolCall
 
 SECRET = "planted-secret-7c1d2e9f"

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from tests.fixtures.plugin_server import serve_handler
 from toolkit import Agent, ToolRegistry
 from toolkit.cli.main import app
-from toolkit.runtime.llm.scripted import ScriptedBackend
+from toolkit.models.scripted import ScriptedBackend
 from toolkit.runtime.trace import write_trace
 from toolkit.types import ErrorCode
 

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from toolkit.config import ConfigError
 from toolkit.runtime.batch import AgentOptions, BatchPlan, BatchStats, plan_batch, run_batch, unknown_tools
-from toolkit.runtime.llm import BackendError
+from toolkit.models import BackendError
 from toolkit.runtime.results_file import ResultsFile, ResultsFileError, TraceFile
 from toolkit.runtime.tasks_file import TaskFileError, read_tasks
 from toolkit.types import TaskResult

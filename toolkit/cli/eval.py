@@ -29,7 +29,7 @@ OneAtATime = typer.Option(
 
 def _run(make: Callable[[Any], Coroutine[Any, Any, Any]], as_json: bool, out: str | None) -> None:
     from evals.runner import print_report, progress_bar
-    from toolkit.runtime.llm import BackendError
+    from toolkit.models import BackendError
 
     try:
         with progress_bar(err) as progress:

@@ -11,7 +11,7 @@ from rich.console import Console
 from toolkit.cli.approval import ApproveOption, check_approve
 from toolkit.config import ConfigError, load_config, tool_folders
 from toolkit.registry import ToolRegistry
-from toolkit.runtime.llm import BackendError
+from toolkit.models import BackendError
 from toolkit.runtime.policy import make_approver
 from toolkit.runtime.trace import write_trace
 from toolkit.types import TraceEvent

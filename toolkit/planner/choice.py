@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 from toolkit.runtime.context import RunContext
-from toolkit.runtime.llm.base import supports_scoring
+from toolkit.models.base import supports_scoring
 from toolkit.types import LLMRequest, Message, ToolSpec
 
 FINAL_ANSWER = "final_answer"  # the candidate that means "no tool: answer now"

@@ -17,8 +17,8 @@ from toolkit.planner import Planner, make_planner
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.context import MaxStepsReached, PlannerError, RunContext
 from toolkit.runtime.executor import Approver, Executor
-from toolkit.runtime.llm.parsing import clean_text
-from toolkit.runtime.llm import Backend, BackendError, load_backend, parse_model_string
+from toolkit.models.parsing import clean_text
+from toolkit.models import Backend, BackendError, load_backend, parse_model_string
 from toolkit.runtime.secrets import redactor_for
 from toolkit.runtime.trace import EventSink, TraceRecorder
 from toolkit.runtime.concurrency import bounded_as_completed

@@ -12,8 +12,8 @@ from typing import Any, Callable
 
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.executor import Executor
-from toolkit.runtime.llm.base import Backend
-from toolkit.runtime.llm.parsing import clean_text
+from toolkit.models.base import Backend
+from toolkit.models.parsing import clean_text
 from toolkit.runtime.trace import TraceRecorder
 from toolkit.types import LLMRequest, LLMResponse, Observation, Step, Timings, ToolCall, ToolSpec, TraceEvent, Usage
 

@@ -18,7 +18,7 @@ from toolkit.bindings import ToolContext, ToolInputError
 from toolkit.registry import ResolvedAction, ToolRegistry, UnavailableToolError, UnknownToolError
 from toolkit.runtime.deadlines import cut_off_after
 from toolkit.runtime.flat_schema import FlatCheck, flat_check
-from toolkit.runtime.llm.parsing import clean_text
+from toolkit.models.parsing import clean_text
 from toolkit.runtime.secrets import redactor_for
 from toolkit.types import ErrorCode, Observation, ToolCall
 

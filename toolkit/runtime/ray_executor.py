@@ -24,7 +24,7 @@ from typing import Any, AsyncIterator, Iterable
 
 from toolkit.runtime.batch import AgentOptions
 from toolkit.runtime.concurrency import bounded_as_completed
-from toolkit.runtime.llm.factory import parse_model_string
+from toolkit.models.factory import parse_model_string
 from toolkit.types import TaskInput, TaskResult
 
 

@@ -22,7 +22,7 @@ from toolkit.planner.dag.plan import Plan, PlanError, PlanStep, plan_json_schema
 from toolkit.planner.dag.scheduler import StepScheduler
 from toolkit.planner.prompts import system_message
 from toolkit.runtime.context import RunContext
-from toolkit.runtime.llm.base import supports_streaming
+from toolkit.models.base import supports_streaming
 from toolkit.types import Constraint, LLMRequest, LLMResponse, Message, Sampling, Timings, ToolCall, Usage
 
 PLAN_INSTRUCTIONS = """Solve the task with a plan: a JSON object {"steps": [...]}.

@@ -38,7 +38,7 @@ from typing import Any, AsyncIterator, Literal
 import yaml
 from pydantic import BaseModel, Field
 
-from toolkit.runtime.llm.base import BackendError, Capabilities
+from toolkit.models.base import BackendError, Capabilities
 from toolkit.types import LLMRequest, LLMResponse, ToolCall, Timings, Usage
 
 

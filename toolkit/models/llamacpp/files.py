@@ -25,9 +25,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolkit.runtime.llm.base import BackendError
-from toolkit.runtime.llm.cache_files import written_atomically
-from toolkit.runtime.llm.transcode import runtime_format, runtime_weights
+from toolkit.models.base import BackendError
+from toolkit.models.llamacpp.cache_files import written_atomically
+from toolkit.models.llamacpp.transcode import runtime_format, runtime_weights
 
 DEFAULT_MODEL_NAME = "smollm2"
 

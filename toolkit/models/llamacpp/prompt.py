@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from toolkit.runtime.llm.grammar import JSON_CHAR_RULE
+from toolkit.models.grammar import JSON_CHAR_RULE
 from toolkit.types import LLMRequest, Message, ToolSpec
 
 FINAL_ANSWER = "final_answer"

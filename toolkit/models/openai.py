@@ -27,8 +27,8 @@ from typing import Any, Literal
 
 import httpx
 
-from toolkit.runtime.llm.base import BackendError, Capabilities
-from toolkit.runtime.llm.openai_payload import SERVERS, Server, StreamAssembler, build_body, response_from_body
+from toolkit.models.base import BackendError, Capabilities
+from toolkit.models.openai_payload import SERVERS, Server, StreamAssembler, build_body, response_from_body
 from toolkit.types import LLMRequest, LLMResponse, Timings
 
 DEFAULT_BASE_URL_ENV = "OPENAI_BASE_URL"

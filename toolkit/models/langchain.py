@@ -19,9 +19,9 @@ import time
 from typing import Any
 
 from toolkit.interop.openai_schema import name_map, to_openai_name, to_openai_tools
-from toolkit.runtime.llm.base import BackendError, Capabilities
-from toolkit.runtime.llm.openai_payload import check_constraint
-from toolkit.runtime.llm.parsing import clean_text, parse_model_output, parse_native_calls
+from toolkit.models.base import BackendError, Capabilities
+from toolkit.models.openai_payload import check_constraint
+from toolkit.models.parsing import clean_text, parse_model_output, parse_native_calls
 from toolkit.types import LLMRequest, LLMResponse, Message, Timings, ToolCall, Usage, new_id
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolkit.runtime.llm.base import Backend, BackendError
+from toolkit.models.base import Backend, BackendError
 
 KINDS = ("llamacpp", "hf", "vllm", "openai", "langchain", "scripted")
 DEFAULT_MODEL = "llamacpp:default"
@@ -26,21 +26,21 @@ def parse_model_string(model: str | None) -> tuple[str, str]:
 def load_backend(model: str | None = None, **options: Any) -> Backend:
     kind, target = parse_model_string(model)
     if kind == "scripted":
-        from toolkit.runtime.llm.scripted import ScriptedBackend
+        from toolkit.models.scripted import ScriptedBackend
 
         return ScriptedBackend.from_file(target)
     if kind in ("llamacpp", "hf"):
-        from toolkit.runtime.llm.llamacpp import LlamaCppBackend
+        from toolkit.models.llamacpp.backend import LlamaCppBackend
 
         return LlamaCppBackend.from_model_string(kind, target, **options)
     if kind == "openai":
-        from toolkit.runtime.llm.openai import OpenAIBackend
+        from toolkit.models.openai import OpenAIBackend
 
         return OpenAIBackend.from_target(target, **options)
     if kind == "vllm":
-        from toolkit.runtime.llm.vllm import VLLMBackend
+        from toolkit.models.vllm import VLLMBackend
 
         return VLLMBackend.from_model(target, **options)
-    from toolkit.runtime.llm.langchain import LangChainBackend
+    from toolkit.models.langchain import LangChainBackend
 
     return LangChainBackend.from_target(target, **options)

@@ -25,7 +25,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from toolkit.interop.openai_schema import name_map, to_openai_name, to_openai_tools
-from toolkit.runtime.llm.parsing import clean_text, parse_model_output, parse_native_calls
+from toolkit.models.parsing import clean_text, parse_model_output, parse_native_calls
 from toolkit.types import Constraint, LLMRequest, LLMResponse, Message, Timings, Usage
 
 Server = Literal["openai", "vllm", "llamacpp"]

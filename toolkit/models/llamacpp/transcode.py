@@ -22,8 +22,8 @@ import os
 import re
 from pathlib import Path
 
-from toolkit.runtime.llm.base import BackendError
-from toolkit.runtime.llm.cache_files import written_atomically
+from toolkit.models.base import BackendError
+from toolkit.models.llamacpp.cache_files import written_atomically
 
 # format name -> llama.cpp's LLAMA_FTYPE_* (None: use the file as shipped)
 RUNTIME_FORMATS: dict[str, int | None] = {"q8_0": 7, "f16": 1, "shipped": None}
@@ -51,7 +51,7 @@ def runtime_weights(source: Path, fmt: str, cache: Path) -> Path:
     target = transcoded_path(source, fmt, cache)
     if target.is_file():
         return target
-    from toolkit.runtime.llm import llamacpp_engine  # sets up llama.cpp's environment before its import
+    from toolkit.models.llamacpp import engine as llamacpp_engine  # sets up llama.cpp's environment before its import
 
     llama_cpp = llamacpp_engine.quiet_llama_logs()
     params = llama_cpp.llama_model_quantize_default_params()

@@ -14,11 +14,11 @@ the first's KV cache):
    llama.cpp's converter; a generic JSON object grammar if it still can't be converted), or the
    final answer's words, at most `sampling.answer_max_tokens` of them (0: none are decoded).
 
-The call is then validated against the original schema (toolkit.runtime.llm.parsing), so a call
+The call is then validated against the original schema (toolkit.models.parsing), so a call
 either parses and validates or comes back as `parse_error`; it can't come back as junk text.
 `request.constraint` (json_schema / choice / grammar) decodes the whole reply under it instead.
 
-Concurrency: every request becomes a job on the engine thread (llamacpp_engine.py), which decodes
+Concurrency: every request becomes a job on the engine thread (engine.py), which decodes
 all requests in flight together (continuous batching). `batching=False`, or the environment
 variable TOOLKIT_LLAMACPP_BATCHING=0, decodes them one after another.
 """
@@ -32,10 +32,10 @@ import os
 import time
 from typing import Any, AsyncIterator
 
-from toolkit.runtime.llm.base import BackendError, Capabilities
-from toolkit.runtime.llm.grammar import GrammarChecker, choice_gbnf
-from toolkit.runtime.llm.llamacpp_engine import EngineConfig, Job, JobResult, LlamaEngine
-from toolkit.runtime.llm.llamacpp_prompt import (
+from toolkit.models.base import BackendError, Capabilities
+from toolkit.models.grammar import GrammarChecker, choice_gbnf
+from toolkit.models.llamacpp.engine import EngineConfig, Job, JobResult, LlamaEngine
+from toolkit.models.llamacpp.prompt import (
     ARGS_INFIX,
     CALL_PREFIX,
     FINAL_ANSWER,
@@ -43,8 +43,8 @@ from toolkit.runtime.llm.llamacpp_prompt import (
     chat_messages,
     final_grammar,
 )
-from toolkit.runtime.llm.models import ModelFile, resolve_model
-from toolkit.runtime.llm.parsing import parse_native_calls
+from toolkit.models.llamacpp.files import ModelFile, resolve_model
+from toolkit.models.parsing import parse_native_calls
 from toolkit.types import LLMRequest, LLMResponse, Timings, ToolCall, Usage
 
 

@@ -1,4 +1,4 @@
-"""The python tool: run a snippet of Python in the sandbox of `toolkit.runtime.sandbox`.
+"""The python tool: run a snippet of Python in the sandbox of `toolkit.tools.python.sandbox`.
 
 Limits come from the tool's settings (the manifest's defaults, overridden by the user's config
 under `tools: {python: {...}}`); a call may ask for a shorter or longer timeout up to
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from toolkit.bindings import ToolContext, ToolInputError
-from toolkit.runtime.sandbox import SandboxLimits, SandboxRefused, run_python
+from toolkit.tools.python.sandbox import SandboxLimits, SandboxRefused, run_python
 
 MAX_CODE_CHARS = 100_000
 

@@ -8,7 +8,7 @@ that finishes frees its sequence; a waiting one joins at the next step. This is 
 server does with its slots (tools/server/server-context.cpp), and examples/batched with a fixed
 set of sequences.
 
-Slots and the KV cache (llamacpp_slots.py): the cache is unified (`kv_unified`), so a prefix
+Slots and the KV cache (slots.py): the cache is unified (`kv_unified`), so a prefix
 cached in one sequence is shared with another by tagging its cells (`llama_memory_seq_cp`), the
 next step of an agent starts from the KV of the previous one, and N agents with the same system
 prompt and tool docs share it. A request whose prefix another request is still evaluating waits
@@ -42,8 +42,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import llama_cpp  # noqa: E402
 from llama_cpp._logger import logger as _llama_logger
 
-from toolkit.runtime.llm.llamacpp_slots import Slot, SlotTable, common_prefix
-from toolkit.runtime.llm.llamacpp_sampling import (
+from toolkit.models.llamacpp.slots import Slot, SlotTable, common_prefix
+from toolkit.models.llamacpp.sampling import (
     GrammarError,
     JsonEndDetector,
     TokenSelector,
@@ -81,7 +81,7 @@ class EngineConfig:
     n_batch: int = 512  # tokens per llama_decode call
     n_ubatch: int = 48  # tokens per graph compute; < 64 keeps every row on one attention kernel (below)
     max_sequences: int = 8  # the most requests decoded together
-    cache_slots: int = 0  # sequence ids one epoch can use (0: 64, at least 4 x max_sequences), see llamacpp_slots
+    cache_slots: int = 0  # sequence ids one epoch can use (0: 64, at least 4 x max_sequences), see slots.py
     keep_slots: int = 0  # cached prefixes a new epoch keeps (0: max_sequences), in at most half the cells
     batching: bool = True  # False: one request at a time (the serial baseline)
     n_threads: int = 0  # 0: all cores
@@ -347,7 +347,7 @@ class LlamaEngine:
         return need <= self._room() and self.table.can_take(best, reuse)
 
     def _new_epoch(self, room_for: int = 0) -> bool:
-        """Start the cache over (llamacpp_slots) with the running sequences restored and as many
+        """Start the cache over (slots.py) with the running sequences restored and as many
         recent cached prefixes as leave `room_for` cells beside what the running requests may
         still add. False, and nothing done, when the running sequences alone leave no such room."""
         running = [s for s in self.slots if s.busy]
@@ -388,7 +388,7 @@ class LlamaEngine:
         # token in the scratch sequence pads it to two (its cell, the last one placed, is freed
         # right after, so the head moves back by one and no hole is left). That kernel does depend
         # on the order of a sequence's cells, which is why no cell is freed within an epoch
-        # (llamacpp_slots; tests/test_llamacpp_cell_order.py).
+        # (slots.py; tests/test_llamacpp_cell_order.py).
         b, budget = self.batch, self.config.n_batch - 1
         b.n_tokens = 0
         outputs: list[tuple[int, _Active, int]] = []  # (batch index, request, position)

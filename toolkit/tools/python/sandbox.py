@@ -15,7 +15,7 @@ What the sandbox does:
   chatty program can't fill memory; pipes would also keep the run open while a background child
   holds them); the result carries their first `max_output_chars` characters.
 
-- where bubblewrap (`bwrap`) is installed, a jail (`sandbox_jail.py`): only the system's `/usr`
+- where bubblewrap (`bwrap`) is installed, a jail (`jail.py`): only the system's `/usr`
   and the Python installation, read-only, and the work folder; new PID/IPC/UTS/network
   namespaces; the unprivileged `nobody` user when started as root. Without bwrap, code can read
   what the user can; every result says which (`filesystem_isolation`), and the setting
@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolkit.runtime.sandbox_jail import find_bwrap, jail_argv, prepare_workdir
+from toolkit.tools.python.jail import find_bwrap, jail_argv, prepare_workdir
 
 MB = 1024 * 1024
 

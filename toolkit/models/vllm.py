@@ -30,10 +30,10 @@ import uuid
 from typing import Any
 
 from toolkit.interop.openai_schema import to_openai_tools
-from toolkit.runtime.llm.base import BackendError, Capabilities
-from toolkit.runtime.llm.grammar import sanitize_schema
-from toolkit.runtime.llm.openai_payload import check_constraint
-from toolkit.runtime.llm.parsing import clean_text, parse_model_output
+from toolkit.models.base import BackendError, Capabilities
+from toolkit.models.grammar import sanitize_schema
+from toolkit.models.openai_payload import check_constraint
+from toolkit.models.parsing import clean_text, parse_model_output
 from toolkit.types import Constraint, LLMRequest, LLMResponse, Message, Timings, ToolSpec, Usage
 
 # AsyncEngineArgs fields we set unless the caller does

@@ -1,12 +1,12 @@
 """The math tool: exact arithmetic, algebra, calculus (sympy) and unit conversion (pint).
 
-Expressions are parsed by `toolkit.tools.math_parse` (a whitelist over Python's AST, never eval).
+Expressions are parsed by `toolkit.tools.math.parse` (a whitelist over Python's AST, never eval).
 Every answer carries the exact form and, when it is a number, a decimal one:
 `calculate("sqrt(2)")` -> `{"exact": "sqrt(2)", "decimal": "1.41421356237310"}`.
 Input that can't be used raises ToolInputError, which the executor reports as `invalid_arguments`.
 
 Called through the executor (with a ctx), each action runs in a worker process killed after the
-`time_limit_s` setting, with its memory capped at `memory_mb` (see toolkit.runtime.bounded_call):
+`time_limit_s` setting, with its memory capped at `memory_mb` (see toolkit.tools.math.bounded_call):
 sympy can't be interrupted in a thread, and some integrals run for hours. Called directly, the
 functions compute in the caller.
 """
@@ -23,8 +23,8 @@ from typing import Any, Callable
 import sympy as sp
 
 from toolkit.bindings import ToolContext, ToolInputError
-from toolkit.runtime.bounded_call import CallTimeout, call_in_process, register_error
-from toolkit.tools.math_parse import parse
+from toolkit.tools.math.bounded_call import CallTimeout, call_in_process, register_error
+from toolkit.tools.math.parse import parse
 
 DEFAULT_DIGITS = 15
 register_error(ToolInputError)  # comes back from the worker as itself: invalid_arguments

@@ -25,6 +25,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import toolkit
+
 WORKER = r"""
 import importlib, json, sys
 memory_mb = int(sys.argv[1])
@@ -65,7 +67,7 @@ class WorkerError(RuntimeError):
 class _Worker:
     def __init__(self, preload: tuple[str, ...], memory_mb: int):
         self.preload = preload
-        package_root = str(Path(__file__).resolve().parents[2])  # so that `toolkit` imports from a checkout too
+        package_root = str(Path(toolkit.__file__).resolve().parents[1])  # so that `toolkit` imports from a checkout too
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
         self.process = subprocess.Popen(
