@@ -77,8 +77,10 @@ async def main() -> None:
     levels = [int(x) for x in args.levels.split(",")]
     backend = load_backend(args.model, max_sequences=max(levels), n_threads=args.threads)
     requests = [
-        LLMRequest(messages=[Message(role="system", content=SYSTEM), Message(role="user", content=q)],
-                   sampling=Sampling(max_tokens=args.max_tokens, temperature=0.0))
+        LLMRequest(
+            messages=[Message(role="system", content=SYSTEM), Message(role="user", content=q)],
+            sampling=Sampling(max_tokens=args.max_tokens, temperature=0.0),
+        )
         for q in (QUESTIONS * (args.tasks // len(QUESTIONS) + 1))[: args.tasks]
     ]
     try:
@@ -91,12 +93,16 @@ async def main() -> None:
     finally:
         await backend.aclose()
     base = serial_tokens / serial_wall
-    print(f"model {backend.name}; {len(requests)} tasks, max {args.max_tokens} tokens each, greedy; "
-          f"{os.cpu_count()} CPU cores")
+    print(
+        f"model {backend.name}; {len(requests)} tasks, max {args.max_tokens} tokens each, greedy; "
+        f"{os.cpu_count()} CPU cores"
+    )
     print(f"{'run':<24}{'tokens':>8}{'wall s':>9}{'tok/s':>9}{'vs serial':>11}  outputs")
     for name, tokens, wall, same in rows:
-        print(f"{name:<24}{tokens:>8}{wall:>9.2f}{tokens / wall:>9.1f}{tokens / wall / base:>10.2f}x  "
-              f"{'identical' if same else 'DIFFERENT'}")
+        print(
+            f"{name:<24}{tokens:>8}{wall:>9.2f}{tokens / wall:>9.1f}{tokens / wall / base:>10.2f}x  "
+            f"{'identical' if same else 'DIFFERENT'}"
+        )
     assert all(same for *_, same in rows), "batched greedy outputs differ from serial decoding"
 
 

@@ -59,14 +59,22 @@ async def measure(model: str, limit: int, data_dir: str | None, concurrency: int
         wall = time.perf_counter() - started
     finally:
         await backend.aclose()
-    return {"model": model, "label": backend.model.label, "load_s": load_s, "rows": rows, "wall": wall,
-            "concurrency": concurrency}
+    return {
+        "model": model,
+        "label": backend.model.label,
+        "load_s": load_s,
+        "rows": rows,
+        "wall": wall,
+        "concurrency": concurrency,
+    }
 
 
 def report(result: dict) -> None:
     rows = result["rows"]
-    print(f"\n{result['model']} ({result['label']}), loaded in {result['load_s']:.1f} s, "
-          f"{len(rows)} questions, {result['concurrency']} in flight, wall {result['wall']:.1f} s")
+    print(
+        f"\n{result['model']} ({result['label']}), loaded in {result['load_s']:.1f} s, "
+        f"{len(rows)} questions, {result['concurrency']} in flight, wall {result['wall']:.1f} s"
+    )
     for category in CATEGORIES:
         mine = [r for r in rows if r["category"] == category]
         ok = sum(r["valid"] for r in mine)
@@ -76,11 +84,15 @@ def report(result: dict) -> None:
     print(f"  unparseable tool calls: {sum(r['unparseable'] for r in rows)}/{len(rows)}")
     print(f"  answered without a call: {sum(r['no_call'] for r in rows)}/{len(rows)}")
     rates = [r["rate"] for r in rows if r["rate"]]
-    print(f"  s/question (wall / questions): {result['wall'] / max(len(rows), 1):.2f}; "
-          f"latency per request: median {statistics.median(r['seconds'] for r in rows):.2f} s")
+    print(
+        f"  s/question (wall / questions): {result['wall'] / max(len(rows), 1):.2f}; "
+        f"latency per request: median {statistics.median(r['seconds'] for r in rows):.2f} s"
+    )
     print(f"  decode tokens/s: mean {statistics.mean(rates):.1f}" if rates else "  decode tokens/s: n/a")
-    print(f"  tokens/question: prompt {statistics.mean(r['prompt'] for r in rows):.0f}, "
-          f"completion {statistics.mean(r['completion'] for r in rows):.1f}")
+    print(
+        f"  tokens/question: prompt {statistics.mean(r['prompt'] for r in rows):.0f}, "
+        f"completion {statistics.mean(r['completion'] for r in rows):.1f}"
+    )
     for r in rows:
         if r["unparseable"]:
             print(f"    unparseable: {r['error']}")

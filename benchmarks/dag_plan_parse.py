@@ -68,8 +68,8 @@ def was_cut_off(trace: list[TraceEvent]) -> bool:
 
 
 async def run_in_process(tasks: list[str], model: str, max_replans: int) -> list[dict]:
-    from toolkit.runtime.agent import Agent
     from toolkit.models import load_backend
+    from toolkit.runtime.agent import Agent
 
     backend = load_backend(model)
     agent = Agent(model=backend, tool_names=[TOOLS], planner="dag", planner_options={"max_replans": max_replans})
@@ -79,7 +79,18 @@ async def run_in_process(tasks: list[str], model: str, max_replans: int) -> list
             started = time.perf_counter()
             result = await agent.arun(task)
             parsed, steps = plan_outcome(result.trace)
-            rows.append({"task": task, "parsed": parsed, "cut": was_cut_off(result.trace), "steps": steps, "status": result.status, "answer": result.answer, "s": time.perf_counter() - started, "why": "" if parsed else plan_problems(result.trace)})
+            rows.append(
+                {
+                    "task": task,
+                    "parsed": parsed,
+                    "cut": was_cut_off(result.trace),
+                    "steps": steps,
+                    "status": result.status,
+                    "answer": result.answer,
+                    "s": time.perf_counter() - started,
+                    "why": "" if parsed else plan_problems(result.trace),
+                }
+            )
             show(len(rows), rows[-1])
     finally:
         await agent.aclose()
@@ -92,18 +103,52 @@ def run_cli(tasks: list[str], model: str) -> list[dict]:
     for task in tasks:
         started = time.perf_counter()
         out = subprocess.run(
-            [sys.executable, "-m", "toolkit", "run", task, "--planner", "dag", "--model", model, "--tools", TOOLS, "--json"],
-            capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "toolkit",
+                "run",
+                task,
+                "--planner",
+                "dag",
+                "--model",
+                model,
+                "--tools",
+                TOOLS,
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
         )
         try:
             data = json.loads(out.stdout)
         except json.JSONDecodeError:
-            rows.append({"task": task, "parsed": False, "steps": [], "status": f"exit {out.returncode}", "answer": out.stderr[-200:], "s": time.perf_counter() - started})
+            rows.append(
+                {
+                    "task": task,
+                    "parsed": False,
+                    "steps": [],
+                    "status": f"exit {out.returncode}",
+                    "answer": out.stderr[-200:],
+                    "s": time.perf_counter() - started,
+                }
+            )
             show(len(rows), rows[-1])
             continue
         trace = [TraceEvent.model_validate(e) for e in data["trace"]]
         parsed, steps = plan_outcome(trace)
-        rows.append({"task": task, "parsed": parsed, "cut": was_cut_off(trace), "steps": steps, "status": data["status"], "answer": data.get("answer"), "s": time.perf_counter() - started, "why": "" if parsed else plan_problems(trace)})
+        rows.append(
+            {
+                "task": task,
+                "parsed": parsed,
+                "cut": was_cut_off(trace),
+                "steps": steps,
+                "status": data["status"],
+                "answer": data.get("answer"),
+                "s": time.perf_counter() - started,
+                "why": "" if parsed else plan_problems(trace),
+            }
+        )
         show(len(rows), rows[-1])
     return rows
 
@@ -111,7 +156,10 @@ def run_cli(tasks: list[str], model: str) -> list[dict]:
 def show(i: int, row: dict) -> None:
     answer = " ".join(str(row["answer"] or "").split())[:60]
     outcome = ("parsed (cut off)" if row.get("cut") else "parsed") if row["parsed"] else "NOT PARSED"
-    print(f"{i:2d}. plan {outcome}  steps={row['steps']}  {row['status']:>9}  {row['s']:6.1f} s  {row['task'][:45]!r} -> {answer!r}", flush=True)
+    print(
+        f"{i:2d}. plan {outcome}  steps={row['steps']}  {row['status']:>9}  {row['s']:6.1f} s  {row['task'][:45]!r} -> {answer!r}",
+        flush=True,
+    )
     if row.get("why"):
         print(f"    why: {row['why']}", flush=True)
 
@@ -120,15 +168,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=len(TASKS), help="how many of the 20 tasks")
     parser.add_argument("--model", default="llamacpp:default")
-    parser.add_argument("--cli", action="store_true", help="run each task as `toolkit run --planner dag` (a process each)")
-    parser.add_argument("--max-replans", type=int, default=0, help="in-process runs only (the CLI uses the planner's default)")
+    parser.add_argument(
+        "--cli", action="store_true", help="run each task as `toolkit run --planner dag` (a process each)"
+    )
+    parser.add_argument(
+        "--max-replans", type=int, default=0, help="in-process runs only (the CLI uses the planner's default)"
+    )
     args = parser.parse_args()
     tasks = TASKS[: args.n]
     rows = run_cli(tasks, args.model) if args.cli else asyncio.run(run_in_process(tasks, args.model, args.max_replans))
     ok = sum(r["parsed"] for r in rows)
     cut = sum(r["parsed"] and r.get("cut", False) for r in rows)
-    print(f"plans parsed: {ok}/{len(rows)} runs ({'cli' if args.cli else 'in-process'}, {args.model}); "
-          f"{cut} of them after the planner cut off a step that never closed (its complete steps kept)")
+    print(
+        f"plans parsed: {ok}/{len(rows)} runs ({'cli' if args.cli else 'in-process'}, {args.model}); "
+        f"{cut} of them after the planner cut off a step that never closed (its complete steps kept)"
+    )
 
 
 if __name__ == "__main__":

@@ -98,7 +98,9 @@ def main() -> None:
     label, locate, _ = PACKAGED_MODELS[args.model]
     threads = args.threads or os.cpu_count() or 1
     print(f"{label}; {threads} threads; prefill of {PROMPT_TOKENS} tokens, then one step of n sequences")
-    print(f"{'weights':<10}{'prefill tok/s':>14}{'1 row ms':>10}{'2 rows':>9}{'4 rows':>9}{'8 rows':>9}{'gain at 8':>11}")
+    print(
+        f"{'weights':<10}{'prefill tok/s':>14}{'1 row ms':>10}{'2 rows':>9}{'4 rows':>9}{'8 rows':>9}{'gain at 8':>11}"
+    )
     for fmt in formats:
         probe = Probe(runtime_weights(locate(), fmt, cache_dir()), threads)
         try:

@@ -20,7 +20,8 @@ import asyncio
 import gc
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def noop(x: int) -> str:
@@ -38,7 +39,9 @@ def toolkit_runner(calls: int, tool_fn) -> Callable[[int], float]:
     from toolkit import Agent, ToolRegistry
     from toolkit.models.scripted import ScriptedBackend
 
-    script = [{"tool_calls": [{"name": tool_fn.__name__, "arguments": {"x": i}}]} for i in range(calls)] + [{"text": "done"}]
+    script = [{"tool_calls": [{"name": tool_fn.__name__, "arguments": {"x": i}}]} for i in range(calls)] + [
+        {"text": "done"}
+    ]
     registry = ToolRegistry()
     registry.add_function(tool_fn)
     agent = Agent(model=ScriptedBackend(script), tools=registry)
@@ -72,10 +75,12 @@ def langgraph_runner(calls: int) -> Callable[[int], float]:
         def _llm_type(self) -> str:
             return "scripted"
 
-        def bind_tools(self, tools: Any, **kwargs: Any) -> "ScriptedChatModel":
+        def bind_tools(self, tools: Any, **kwargs: Any) -> ScriptedChatModel:
             return self
 
-        def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        def _generate(
+            self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+        ) -> ChatResult:
             turn = sum(1 for m in messages if isinstance(m, AIMessage))
             if turn < self.calls:
                 msg = AIMessage(content="", tool_calls=[{"name": "noop", "args": {"x": turn}, "id": f"c{turn}"}])
@@ -124,7 +129,9 @@ def main() -> None:
         for name in round_ratios:
             round_ratios[name].append(spent[name] / spent["langgraph"])
     tk_sync, tk_async, lg = (cpu[k] / steps * 1e6 for k in ("sync", "async", "langgraph"))
-    print(f"workload: {args.tasks} tasks x ({args.calls} no-op calls + answer) = {steps} steps, in {args.rounds} interleaved rounds")
+    print(
+        f"workload: {args.tasks} tasks x ({args.calls} no-op calls + answer) = {steps} steps, in {args.rounds} interleaved rounds"
+    )
     print(f"toolkit (sync tool, thread) : {tk_sync:8.1f} us/step")
     print(f"toolkit (async tool)        : {tk_async:8.1f} us/step")
     print(f"langgraph create_agent      : {lg:8.1f} us/step")
@@ -133,6 +140,7 @@ def main() -> None:
         f"median of round ratios      : sync {statistics.median(round_ratios['sync']):.3f}"
         f"  async {statistics.median(round_ratios['async']):.3f}  (bursts of load on a shared machine mostly miss it)"
     )
+
 
 if __name__ == "__main__":
     main()

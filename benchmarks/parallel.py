@@ -21,9 +21,9 @@ import asyncio
 import json
 import time
 
+from toolkit.models.scripted import ScriptedBackend
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.agent import Agent
-from toolkit.models.scripted import ScriptedBackend
 
 TOOL_SLEEP_S = 0.2
 CITIES = {"Tokyo": 37.4, "Delhi": 31.0, "Shanghai": 27.1, "Sao Paulo": 22.0}
@@ -68,9 +68,18 @@ def react_script(latency: float, rate: float) -> list[dict]:
 
 
 def dag_script(latency: float, rate: float, chunk_chars: int = 20) -> tuple[list[dict], float]:
-    steps = [{"id": i + 1, "action": "population", "arguments": {"city": c}, "depends_on": []} for i, c in enumerate(CITIES)]
+    steps = [
+        {"id": i + 1, "action": "population", "arguments": {"city": c}, "depends_on": []} for i, c in enumerate(CITIES)
+    ]
     refs = [f"${i + 1}.millions" for i in range(len(CITIES))]
-    steps.append({"id": len(CITIES) + 1, "action": "total", "arguments": {"values": refs}, "depends_on": list(range(1, len(CITIES) + 1))})
+    steps.append(
+        {
+            "id": len(CITIES) + 1,
+            "action": "total",
+            "arguments": {"values": refs},
+            "depends_on": list(range(1, len(CITIES) + 1)),
+        }
+    )
     plan = json.dumps({"thought": "Look up the four cities in parallel, then add.", "steps": steps})
     join = json.dumps({"thought": "All four found.", "action": "answer", "content": answer_text()})
     script = [
@@ -84,7 +93,9 @@ def dag_script(latency: float, rate: float, chunk_chars: int = 20) -> tuple[list
 
 
 async def timed(planner: str, script: list[dict], options: dict | None = None) -> tuple[float, object]:
-    agent = Agent(model=ScriptedBackend(script), tools=registry(), planner=planner, planner_options=options, max_steps=10)
+    agent = Agent(
+        model=ScriptedBackend(script), tools=registry(), planner=planner, planner_options=options, max_steps=10
+    )
     started = time.perf_counter()
     result = await agent.arun(TASK)
     elapsed = time.perf_counter() - started
@@ -96,8 +107,12 @@ async def timed(planner: str, script: list[dict], options: dict | None = None) -
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-latency", type=float, default=0.1, help="seconds per model call before its first token")
-    parser.add_argument("--decode-chars-per-s", type=float, default=4000.0, help="decoding speed, characters per second")
+    parser.add_argument(
+        "--model-latency", type=float, default=0.1, help="seconds per model call before its first token"
+    )
+    parser.add_argument(
+        "--decode-chars-per-s", type=float, default=4000.0, help="decoding speed, characters per second"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per planner; the median is reported")
     args = parser.parse_args()
     latency, rate = args.model_latency, args.decode_chars_per_s
@@ -109,8 +124,12 @@ async def main() -> None:
         nostream_times.append((await timed("dag", plan_script, {"stream": False}))[0])
         react_times.append((await timed("react", react_script(latency, rate), {"parallel_calls": False}))[0])
     dag_s, react_s, nostream_s = (sorted(t)[len(t) // 2] for t in (dag_times, react_times, nostream_times))
-    print(f"setup: 4 lookups x {TOOL_SLEEP_S * 1000:.0f} ms + instant combine; model call = {latency * 1000:.0f} ms + output at {rate:.0f} chars/s; median of {args.repeat}")
-    print(f"dag (streamed plan):    {dag_s:.3f} s   critical path {critical_path:.3f} s   dag/critical path = {dag_s / critical_path:.2f} (target <= 1.2)")
+    print(
+        f"setup: 4 lookups x {TOOL_SLEEP_S * 1000:.0f} ms + instant combine; model call = {latency * 1000:.0f} ms + output at {rate:.0f} chars/s; median of {args.repeat}"
+    )
+    print(
+        f"dag (streamed plan):    {dag_s:.3f} s   critical path {critical_path:.3f} s   dag/critical path = {dag_s / critical_path:.2f} (target <= 1.2)"
+    )
     print(f"dag (plan not streamed): {nostream_s:.3f} s")
     print(f"react (one call/turn):  {react_s:.3f} s")
     print(f"speedup react/dag = {react_s / dag_s:.2f}x (target >= 2.5x)")

@@ -19,24 +19,31 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from toolkit.models import load_backend  # noqa: E402
 from toolkit.planner.prompts import observation_message, system_message  # noqa: E402
 from toolkit.registry import ToolRegistry  # noqa: E402
-from toolkit.models import load_backend  # noqa: E402
 from toolkit.types import LLMRequest, Message, Observation, Sampling  # noqa: E402
 
 TASK = "What is 12 * (7 + 5)?"
 
 
 def step_requests(tools: list) -> tuple[LLMRequest, callable]:
-    first = LLMRequest(messages=[system_message(tools), Message(role="user", content=TASK)], tools=tools,
-                       sampling=Sampling(max_tokens=48))
+    first = LLMRequest(
+        messages=[system_message(tools), Message(role="user", content=TASK)],
+        tools=tools,
+        sampling=Sampling(max_tokens=48),
+    )
 
     def second(response) -> LLMRequest:
         calls = response.tool_calls
-        observations = [Observation(call_id=c.id, name=c.name, ok=True, text='{"exact": "144", "decimal": "144"}')
-                        for c in calls]
-        messages = [*first.messages, Message(role="assistant", content=response.text, tool_calls=calls),
-                    *[observation_message(o) for o in observations]]
+        observations = [
+            Observation(call_id=c.id, name=c.name, ok=True, text='{"exact": "144", "decimal": "144"}') for c in calls
+        ]
+        messages = [
+            *first.messages,
+            Message(role="assistant", content=response.text, tool_calls=calls),
+            *[observation_message(o) for o in observations],
+        ]
         return first.model_copy(update={"messages": messages})
 
     return first, second
@@ -69,8 +76,10 @@ async def main() -> None:
     warm = statistics.median(r.timings.prefill_s for r in with_reuse)
     cold = statistics.median(r.timings.prefill_s for r in without_reuse)
     r, c = with_reuse[-1], without_reuse[-1]
-    print(f"model {backend.name}; tools offered: {len(tools)}; step 1: {step1.usage.prompt_tokens} prompt tokens, "
-          f"called {[x.name for x in step1.tool_calls] or 'no tool'}")
+    print(
+        f"model {backend.name}; tools offered: {len(tools)}; step 1: {step1.usage.prompt_tokens} prompt tokens, "
+        f"called {[x.name for x in step1.tool_calls] or 'no tool'}"
+    )
     print(f"step 2 prompt: {r.usage.prompt_tokens} tokens")
     print(f"  with prefix reuse:    {r.usage.cached_tokens:5d} cached, prefill {warm:.3f} s")
     print(f"  without prefix reuse: {c.usage.cached_tokens:5d} cached, prefill {cold:.3f} s")

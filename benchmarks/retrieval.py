@@ -46,9 +46,15 @@ def main() -> None:
     questions = load_category(args.category, root / "bfcl")
     hits, times = recall_at_k(retriever, questions, args.k)
     median_ms = statistics.median(times) * 1000
-    print(f"catalogue: {len(specs)} tools (BFCL + ToolAlpaca + API-Bank, deduplicated); BM25 index built in {index_s:.2f} s")
-    print(f"recall@{args.k} on BFCL {args.category}: {hits}/{len(questions)} = {hits / len(questions):.1%} (target >= 90%)")
-    print(f"query time: median {median_ms:.3f} ms, p95 {sorted(times)[int(0.95 * len(times))] * 1000:.3f} ms (target median < 5 ms)")
+    print(
+        f"catalogue: {len(specs)} tools (BFCL + ToolAlpaca + API-Bank, deduplicated); BM25 index built in {index_s:.2f} s"
+    )
+    print(
+        f"recall@{args.k} on BFCL {args.category}: {hits}/{len(questions)} = {hits / len(questions):.1%} (target >= 90%)"
+    )
+    print(
+        f"query time: median {median_ms:.3f} ms, p95 {sorted(times)[int(0.95 * len(times))] * 1000:.3f} ms (target median < 5 ms)"
+    )
 
 
 if __name__ == "__main__":

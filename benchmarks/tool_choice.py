@@ -46,7 +46,15 @@ def demonstrations(questions, count: int = 3) -> str:
 
 def context(backend, tools: list[ToolSpec], task: str) -> RunContext:
     registry = ToolRegistry()
-    return RunContext(task=task, task_id="bfcl", registry=registry, backend=backend, executor=Executor(registry), tools=tools, trace=TraceRecorder())
+    return RunContext(
+        task=task,
+        task_id="bfcl",
+        registry=registry,
+        backend=backend,
+        executor=Executor(registry),
+        tools=tools,
+        trace=TraceRecorder(),
+    )
 
 
 async def choose(variant: str, backend, tools: list[ToolSpec], task: str, demos: str) -> str | None:
@@ -56,9 +64,13 @@ async def choose(variant: str, backend, tools: list[ToolSpec], task: str, demos:
         tools = ToolRetriever(tools).top_k(task, 2)
     messages = [system_message(tools, demos if variant == "fewshot" else ""), Message(role="user", content=task)]
     if variant.startswith("score"):
-        ranked = await rank_actions(context(backend, tools, task), messages, tools, allow_answer=False, per_char=variant == "score/char")
+        ranked = await rank_actions(
+            context(backend, tools, task), messages, tools, allow_answer=False, per_char=variant == "score/char"
+        )
         return ranked[0][0]
-    response = await backend.generate(LLMRequest(messages=messages, tools=tools, tool_choice="required", parallel_tool_calls=False))
+    response = await backend.generate(
+        LLMRequest(messages=messages, tools=tools, tool_choice="required", parallel_tool_calls=False)
+    )
     return response.tool_calls[0].name if response.tool_calls else None
 
 
@@ -96,7 +108,9 @@ async def main() -> None:
                 marks.append(f"{variant}={'+' if hit else '-'}")
             print(f"{i:3d} {q.id}: " + " ".join(marks), flush=True)
         for variant in variants:
-            print(f"{variant:>11}: right tool {right[variant]}/{len(evaluated)} = {right[variant] / len(evaluated):.0%}   ({seconds[variant]:.0f} s)")
+            print(
+                f"{variant:>11}: right tool {right[variant]}/{len(evaluated)} = {right[variant] / len(evaluated):.0%}   ({seconds[variant]:.0f} s)"
+            )
     finally:
         if backend is not None:
             await backend.aclose()

@@ -35,7 +35,9 @@ PROMPTS = [
     "List three uses of a hash map.",
     "What is the capital of Australia, and why not Sydney?",
 ]
-TASKS = [f"What is {a} * ({b} + {c})?" for a, b, c in ((12, 7, 5), (3, 4, 5), (17, 2, 9), (8, 8, 8), (21, 1, 2), (6, 5, 4))]
+TASKS = [
+    f"What is {a} * ({b} + {c})?" for a, b, c in ((12, 7, 5), (3, 4, 5), (17, 2, 9), (8, 8, 8), (21, 1, 2), (6, 5, 4))
+]
 
 
 class _Patch:
@@ -62,8 +64,10 @@ def make_backend(args: argparse.Namespace) -> VLLMBackend:
 
 async def raw_decoding(backend: VLLMBackend, n: int, max_tokens: int) -> tuple[float, float]:
     requests = [
-        LLMRequest(messages=[Message(role="user", content=PROMPTS[i % len(PROMPTS)] + f" (#{i})")],
-                   sampling=Sampling(max_tokens=max_tokens, temperature=0.0))
+        LLMRequest(
+            messages=[Message(role="user", content=PROMPTS[i % len(PROMPTS)] + f" (#{i})")],
+            sampling=Sampling(max_tokens=max_tokens, temperature=0.0),
+        )
         for i in range(n)
     ]
     started = time.perf_counter()
@@ -74,8 +78,10 @@ async def raw_decoding(backend: VLLMBackend, n: int, max_tokens: int) -> tuple[f
     batched_s = time.perf_counter() - started
     tokens = sum(r.usage.completion_tokens for r in serial)
     tokens_b = sum(r.usage.completion_tokens for r in batched)
-    print(f"raw decoding, {n} requests: serial {tokens / serial_s:8.1f} tok/s ({serial_s:.2f} s)   "
-          f"concurrent {tokens_b / batched_s:8.1f} tok/s ({batched_s:.2f} s)")
+    print(
+        f"raw decoding, {n} requests: serial {tokens / serial_s:8.1f} tok/s ({serial_s:.2f} s)   "
+        f"concurrent {tokens_b / batched_s:8.1f} tok/s ({batched_s:.2f} s)"
+    )
     return tokens / serial_s, tokens_b / batched_s
 
 
@@ -92,21 +98,27 @@ async def agent_tasks(backend: VLLMBackend, n: int) -> tuple[float, float]:
         ok = sum(r.status == "ok" for r in results)
         calls = sum(len(r.calls) for r in results)
         print(f"  {label:10s}: {ok}/{len(results)} answered, {calls} tool calls")
-    print(f"agent tasks, {n} tasks: serial {n / serial_s:6.2f} tasks/s ({serial_s:.2f} s)   "
-          f"{n} agents at once {n / batched_s:6.2f} tasks/s ({batched_s:.2f} s)")
+    print(
+        f"agent tasks, {n} tasks: serial {n / serial_s:6.2f} tasks/s ({serial_s:.2f} s)   "
+        f"{n} agents at once {n / batched_s:6.2f} tasks/s ({batched_s:.2f} s)"
+    )
     return n / serial_s, n / batched_s
 
 
 async def main(args: argparse.Namespace) -> None:
     backend = make_backend(args)
     try:
-        await backend.generate(LLMRequest(messages=[Message(role="user", content="Hello")], sampling=Sampling(max_tokens=4)))  # warm-up
+        await backend.generate(
+            LLMRequest(messages=[Message(role="user", content="Hello")], sampling=Sampling(max_tokens=4))
+        )  # warm-up
         raw_serial, raw_batched = await raw_decoding(backend, args.agents, args.max_tokens)
         task_serial, task_batched = await agent_tasks(backend, args.agents)
     finally:
         await backend.aclose()
-    print(f"batching speed-up at {args.agents} concurrent: decoding {raw_batched / raw_serial:.2f}x, "
-          f"agent tasks {task_batched / task_serial:.2f}x" + ("   (stand-in: not a speed figure)" if args.standin else ""))
+    print(
+        f"batching speed-up at {args.agents} concurrent: decoding {raw_batched / raw_serial:.2f}x, "
+        f"agent tasks {task_batched / task_serial:.2f}x" + ("   (stand-in: not a speed figure)" if args.standin else "")
+    )
 
 
 if __name__ == "__main__":
@@ -116,7 +128,9 @@ if __name__ == "__main__":
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--max-model-len", type=int, default=8192)
     parser.add_argument("--gpu-memory-utilization", type=float, default=0.85)
-    parser.add_argument("--standin", action="store_true", help="run against tests/vllm_standin.py (no GPU; wiring only)")
+    parser.add_argument(
+        "--standin", action="store_true", help="run against tests/vllm_standin.py (no GPU; wiring only)"
+    )
     args = parser.parse_args()
     if not args.model and not args.standin:
         parser.error("--model is required (or --standin for a dry run without a GPU)")

@@ -29,7 +29,10 @@ RAW_LABEL = "raw prompt (no constraint)"
 
 def _openai_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
     # names as they are (dots included): llama-cpp-python puts them in its grammar literally
-    return [{"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}} for t in tools]
+    return [
+        {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+        for t in tools
+    ]
 
 
 def _chat_messages(messages: list[Message]) -> list[dict[str, Any]]:
@@ -86,8 +89,15 @@ class ChatmlFunctionCallingBaseline:
     name = CHATML_LABEL
     capabilities = Capabilities(constrained=True, native_tools=True)
 
-    def __init__(self, model_path: str, n_ctx: int = 4096, n_threads: int | None = None, seed: int = 0,
-                 timeout_s: float = 120.0, token_factor: int = 1):
+    def __init__(
+        self,
+        model_path: str,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        seed: int = 0,
+        timeout_s: float = 120.0,
+        token_factor: int = 1,
+    ):
         from llama_cpp import Llama  # only this baseline needs llama-cpp-python
 
         self.model_path = model_path
@@ -125,7 +135,9 @@ class ChatmlFunctionCallingBaseline:
             try:
                 completion = await asyncio.to_thread(self._complete, request)
             except BaselineCutOff as exc:
-                return LLMResponse(finish_reason="error", parse_error=str(exc), timings=Timings(total_s=time.perf_counter() - started))
+                return LLMResponse(
+                    finish_reason="error", parse_error=str(exc), timings=Timings(total_s=time.perf_counter() - started)
+                )
             except Exception as exc:  # noqa: BLE001 - a failed generation is a scored failure, not a crash
                 return LLMResponse(finish_reason="error", parse_error=f"{type(exc).__name__}: {exc}")
         message = completion["choices"][0]["message"]
@@ -146,7 +158,9 @@ class ChatmlFunctionCallingBaseline:
             text=message.get("content") or "",
             tool_calls=[] if error else calls,
             finish_reason="tool_calls" if calls and not error else "stop",
-            usage=Usage(prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=usage.get("completion_tokens", 0)),
+            usage=Usage(
+                prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=usage.get("completion_tokens", 0)
+            ),
             timings=Timings(total_s=time.perf_counter() - started),
             parse_error=error,
         )
@@ -179,15 +193,20 @@ class RawPromptBaseline:
         messages = list(request.messages)
         if request.tools and request.tool_choice != "none":
             described = "\n".join(
-                json.dumps({"name": t.name, "description": t.description, "parameters": t.parameters}) for t in request.tools
+                json.dumps({"name": t.name, "description": t.description, "parameters": t.parameters})
+                for t in request.tools
             )
             messages.insert(0, Message(role="system", content=RAW_TOOL_PROMPT.format(tools=described)))
-        plain = request.model_copy(update={"messages": messages, "tools": [], "constraint": None, "tool_choice": "none"})
+        plain = request.model_copy(
+            update={"messages": messages, "tools": [], "constraint": None, "tool_choice": "none"}
+        )
         response = await self.backend.generate(plain)
         if response.tool_calls or not request.tools:  # a backend that parsed calls itself (scripted)
             return response
         parsed = parse_model_output(response.text, request.tools, tool_choice="auto")
-        return response.model_copy(update={"text": parsed.text, "tool_calls": parsed.calls, "parse_error": parsed.error})
+        return response.model_copy(
+            update={"text": parsed.text, "tool_calls": parsed.calls, "parse_error": parsed.error}
+        )
 
     async def aclose(self) -> None:
         return None  # the wrapped backend is the engine's: its owner closes it

@@ -66,7 +66,9 @@ def _mutate_value(value: Any, rng: random.Random) -> Any:
         return rng.choice([list(reversed(value)), value[:-1], value + value[:1], tuple(value)])
     if isinstance(value, dict) and value:
         key = rng.choice(sorted(value))
-        return rng.choice([{k: v for k, v in value.items() if k != key}, {**value, key: _mutate_value(value[key], rng)}])
+        return rng.choice(
+            [{k: v for k, v in value.items() if k != key}, {**value, key: _mutate_value(value[key], rng)}]
+        )
     return value
 
 
@@ -140,7 +142,9 @@ def official_verdicts(cases: list[dict[str, Any]], venv: Path) -> dict[str, dict
     python = venv / "bin" / "python"
     with tempfile.TemporaryDirectory() as tmp:
         cases_path, verdicts_path = Path(tmp) / "cases.json", Path(tmp) / "verdicts.json"
-        cases_path.write_text(json.dumps([{k: v for k, v in c.items() if k != "source"} for c in cases]), encoding="utf-8")
+        cases_path.write_text(
+            json.dumps([{k: v for k, v in c.items() if k != "source"} for c in cases]), encoding="utf-8"
+        )
         subprocess.run([str(python), str(OFFICIAL_SCRIPT), str(cases_path), str(verdicts_path)], check=True, cwd=tmp)
         return json.loads(verdicts_path.read_text(encoding="utf-8"))
 
@@ -149,8 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", help="folder holding bfcl/ (default: $TOOLKIT_EVAL_DATA, else bfcl-eval's data)")
     parser.add_argument("--venv", default="/tmp/bfcl-venv", help="virtual environment where bfcl-eval is installed")
-    parser.add_argument("--create-venv", action="store_true", help="create the venv and pip install bfcl-eval soundfile")
-    parser.add_argument("--report", action="append", default=[], help="a `toolkit eval bfcl --out` JSON report (repeatable)")
+    parser.add_argument(
+        "--create-venv", action="store_true", help="create the venv and pip install bfcl-eval soundfile"
+    )
+    parser.add_argument(
+        "--report", action="append", default=[], help="a `toolkit eval bfcl --out` JSON report (repeatable)"
+    )
     parser.add_argument("--per-category", type=int, default=20, help="questions per category (5 categories)")
     parser.add_argument("--mutations", type=int, default=0, help="also K random small edits of each gold answer")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -160,8 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.create_venv and not (venv / "bin" / "python").exists():
         create_venv(venv)
     if not (venv / "bin" / "python").exists():
-        print(f"no venv at {venv}; create it with:\n  python -m venv {venv} && {venv}/bin/pip install bfcl-eval soundfile\n"
-              "or run this script with --create-venv", file=sys.stderr)
+        print(
+            f"no venv at {venv}; create it with:\n  python -m venv {venv} && {venv}/bin/pip install bfcl-eval soundfile\n"
+            "or run this script with --create-venv",
+            file=sys.stderr,
+        )
         return 2
 
     print(f"data: {find_data_dir(args.data_dir)}", file=sys.stderr)
@@ -183,23 +194,42 @@ def main(argv: list[str] | None = None) -> int:
         if ours == theirs:
             agree[source] += 1
         else:
-            disagreements.append({"key": case["key"], "ours": ours, "official": theirs, "official_error": official[case["key"]]["error_type"]})
+            disagreements.append(
+                {
+                    "key": case["key"],
+                    "ours": ours,
+                    "official": theirs,
+                    "official_error": official[case["key"]]["error_type"],
+                }
+            )
     figures = {
         "questions": len(questions),
         "outputs": len(cases),
         "agree": sum(agree.values()),
         "agreement": sum(agree.values()) / len(cases),
-        "by_source": {s: {"outputs": total[s], "agree": agree[s], "official_valid": verdicts[(s, True)], "official_invalid": verdicts[(s, False)]} for s in total},
+        "by_source": {
+            s: {
+                "outputs": total[s],
+                "agree": agree[s],
+                "official_valid": verdicts[(s, True)],
+                "official_invalid": verdicts[(s, False)],
+            }
+            for s in total
+        },
         "disagreements": disagreements,
     }
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
-        print(f"BFCL checker agreement on {len(questions)} questions: {figures['agree']}/{len(cases)} outputs "
-              f"({100 * figures['agreement']:.1f}%)")
+        print(
+            f"BFCL checker agreement on {len(questions)} questions: {figures['agree']}/{len(cases)} outputs "
+            f"({100 * figures['agreement']:.1f}%)"
+        )
         for source, row in figures["by_source"].items():
-            print(f"  {source:10s} {row['agree']}/{row['outputs']} agree; official verdicts: "
-                  f"{row['official_valid']} valid, {row['official_invalid']} invalid")
+            print(
+                f"  {source:10s} {row['agree']}/{row['outputs']} agree; official verdicts: "
+                f"{row['official_valid']} valid, {row['official_invalid']} invalid"
+            )
         for d in disagreements:
             print(f"  DISAGREE {d['key']}: ours={d['ours']} official={d['official']} ({d['official_error']})")
     return 0 if not disagreements else 1

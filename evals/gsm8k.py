@@ -120,19 +120,39 @@ async def run_gsm8k(
     backend = backend or load_backend(model)
     agent = make_math_agent(backend)
     try:
-        engine_items, engine_s = await run_all("gsm8k · engine", items, lambda i: engine_answer(agent, i), progress, concurrency)
-        base_items, base_s = await run_all("gsm8k · baseline", items, lambda i: baseline_answer(backend, i), progress, concurrency)
+        engine_items, engine_s = await run_all(
+            "gsm8k · engine", items, lambda i: engine_answer(agent, i), progress, concurrency
+        )
+        base_items, base_s = await run_all(
+            "gsm8k · baseline", items, lambda i: baseline_answer(backend, i), progress, concurrency
+        )
     finally:
         await agent.executor.aclose()
         await backend.aclose()
     systems = [ENGINE_LABEL, BASELINE_LABEL]
     rows = [
-        ReportRow(name="accuracy (exact final number)", n=len(items), values={
-            ENGINE_LABEL: _mean(i["correct"] for i in engine_items), BASELINE_LABEL: _mean(i["correct"] for i in base_items)}),
-        ReportRow(name="replies with no number", n=len(items), values={
-            ENGINE_LABEL: _mean(i["predicted"] is None for i in engine_items), BASELINE_LABEL: _mean(i["predicted"] is None for i in base_items)}),
-        ReportRow(name="calculator calls per question", n=len(items), unit="", values={
-            ENGINE_LABEL: _mean(len(i["calls"]) for i in engine_items), BASELINE_LABEL: None}),
+        ReportRow(
+            name="accuracy (exact final number)",
+            n=len(items),
+            values={
+                ENGINE_LABEL: _mean(i["correct"] for i in engine_items),
+                BASELINE_LABEL: _mean(i["correct"] for i in base_items),
+            },
+        ),
+        ReportRow(
+            name="replies with no number",
+            n=len(items),
+            values={
+                ENGINE_LABEL: _mean(i["predicted"] is None for i in engine_items),
+                BASELINE_LABEL: _mean(i["predicted"] is None for i in base_items),
+            },
+        ),
+        ReportRow(
+            name="calculator calls per question",
+            n=len(items),
+            unit="",
+            values={ENGINE_LABEL: _mean(len(i["calls"]) for i in engine_items), BASELINE_LABEL: None},
+        ),
     ]
     return EvalReport(
         suite="GSM8K (test)",

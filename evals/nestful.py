@@ -31,15 +31,17 @@ from toolkit.types import Constraint, LLMRequest, LLMResponse, Message, Sampling
 
 DAG_LABEL = "engine: dag plan"
 SEQUENTIAL_LABEL = "engine: sequential calls"
-FILES = (("executable", "executable-data.json", "executable-spec.json"),
-         ("glaive", "non-executable-glaive-data.json", "non-executable-glaive-spec.json"),
-         ("sgd", "non-executable-sgd-data.json", "non-executable-sgd-spec.json"))
+FILES = (
+    ("executable", "executable-data.json", "executable-spec.json"),
+    ("glaive", "non-executable-glaive-data.json", "non-executable-glaive-spec.json"),
+    ("sgd", "non-executable-sgd-data.json", "non-executable-sgd-spec.json"),
+)
 DISTRACTORS = 3
 _REF = re.compile(r"\$(var\d+)((?:\.[^$]*)?)\$")
 SYSTEM_PROMPT = (
     "Answer the request with the sequence of function calls that fulfils it, in order. The output of "
     "the i-th call is called var<i> (the first call is var1). To use a field of an earlier output as an "
-    "argument, write the string \"$var<i>.<field>$\" (for example \"$var1.id$\"); the whole output is \"$var<i>$\"."
+    'argument, write the string "$var<i>.<field>$" (for example "$var1.id$"); the whole output is "$var<i>$".'
 )
 
 
@@ -54,7 +56,14 @@ def _parameters(spec: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     for name, info in raw.items():
         info = info if isinstance(info, dict) else {}
         kind = info.get("type", "string")
-        kind = {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "list": "array", "dict": "object"}.get(kind, kind)
+        kind = {
+            "str": "string",
+            "int": "integer",
+            "float": "number",
+            "bool": "boolean",
+            "list": "array",
+            "dict": "object",
+        }.get(kind, kind)
         schema: dict[str, Any] = {"description": str(info.get("description", ""))}
         if info.get("allowed_values"):
             schema["description"] += f" One of: {', '.join(map(str, info['allowed_values']))}."
@@ -72,8 +81,11 @@ def _parameters(spec: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 def to_tool_spec(spec: dict[str, Any]) -> ToolSpec:
     properties, required = _parameters(spec)
-    return ToolSpec(name=spec["name"], description=spec.get("description", ""),
-                    parameters={"type": "object", "properties": properties, "required": required})
+    return ToolSpec(
+        name=spec["name"],
+        description=spec.get("description", ""),
+        parameters={"type": "object", "properties": properties, "required": required},
+    )
 
 
 def load_nestful(data_dir: str | None, limit: int | None) -> list[dict[str, Any]]:
@@ -100,8 +112,13 @@ def _item(source: str, index: int, row: dict[str, Any], specs: dict[str, dict[st
     names = wanted + others[:DISTRACTORS]
     random.Random(f"order-{source}-{index}").shuffle(names)
     missing = sorted({c["name"] for c in gold if c["name"] not in specs})  # a few gold calls name unlisted functions
-    return {"id": f"{source}_{index}", "input": row["input"], "gold": gold, "missing": missing,
-            "tools": [to_tool_spec(specs[n]) for n in names]}
+    return {
+        "id": f"{source}_{index}",
+        "input": row["input"],
+        "gold": gold,
+        "missing": missing,
+        "tools": [to_tool_spec(specs[n]) for n in names],
+    }
 
 
 def _normalise_value(value: Any, labels: dict[str, str]) -> Any:
@@ -121,7 +138,10 @@ def _normalise_value(value: Any, labels: dict[str, str]) -> Any:
 def normalise_sequence(calls: list[dict[str, Any]]) -> list[tuple[str, tuple[tuple[str, Any], ...]]]:
     """(name, sorted normalised arguments) per call; references name the function they point at."""
     labels = {c.get("label") or f"var{i + 1}": c["name"] for i, c in enumerate(calls)}
-    return [(c["name"], tuple(sorted((k, _normalise_value(v, labels)) for k, v in (c.get("arguments") or {}).items()))) for c in calls]
+    return [
+        (c["name"], tuple(sorted((k, _normalise_value(v, labels)) for k, v in (c.get("arguments") or {}).items())))
+        for c in calls
+    ]
 
 
 def _f1(predicted: Counter, gold: Counter) -> float:
@@ -137,8 +157,10 @@ def _f1(predicted: Counter, gold: Counter) -> float:
 def score_sequence(predicted: list[dict[str, Any]], gold: list[dict[str, Any]]) -> dict[str, float]:
     p, g = normalise_sequence(predicted), normalise_sequence(gold)
     name_f1 = _f1(Counter(n for n, _ in p), Counter(n for n, _ in g))
-    arg_f1 = _f1(Counter((n, k, repr(v)) for n, args in p for k, v in args),
-                 Counter((n, k, repr(v)) for n, args in g for k, v in args))
+    arg_f1 = _f1(
+        Counter((n, k, repr(v)) for n, args in p for k, v in args),
+        Counter((n, k, repr(v)) for n, args in g for k, v in args),
+    )
     return {"f1_names": name_f1, "f1_arguments": arg_f1, "full_sequence": float(p == g)}
 
 
@@ -175,11 +197,13 @@ def plan_to_calls(text: str) -> list[dict[str, Any]]:
 
     def rewrite(value: Any) -> Any:
         if isinstance(value, str):
+
             def one(match: re.Match[str]) -> str:
                 if match.group(0) == "$$":
                     return "$"
                 step_id, path = int(match.group(1) or match.group(3)), match.group(2) or match.group(4) or ""
                 return f"$var{position.get(step_id, step_id)}{path}$"
+
             return REFERENCE.sub(one, value)
         if isinstance(value, dict):
             return {k: rewrite(v) for k, v in value.items()}
@@ -206,8 +230,14 @@ async def answer(system: str, backend: Backend, item: dict[str, Any], mode: str 
             response.parse_error = f"the plan could not be read: {exc}"[:300]
     elif not response.parse_error:
         calls = [{"name": c.name, "arguments": c.arguments} for c in response.tool_calls]
-    return {"id": item["id"], "system": system, "calls": calls, "unparseable": response.parse_error is not None,
-            "parse_error": response.parse_error, **score_sequence(calls, item["gold"])}
+    return {
+        "id": item["id"],
+        "system": system,
+        "calls": calls,
+        "unparseable": response.parse_error is not None,
+        "parse_error": response.parse_error,
+        **score_sequence(calls, item["gold"]),
+    }
 
 
 async def run_nestful(
@@ -234,8 +264,12 @@ async def run_nestful(
     systems_run.append((baseline.name, baseline, "sequential"))
     systems = [label for label, _, _ in systems_run]
     runs = [
-        (label, lambda b=backend, s=label, m=mode: run_all(
-            f"nestful · {s}", items, lambda i: answer(s, b, i, m), progress, concurrency))
+        (
+            label,
+            lambda b=backend, s=label, m=mode: run_all(
+                f"nestful · {s}", items, lambda i: answer(s, b, i, m), progress, concurrency
+            ),
+        )
         for label, backend, mode in systems_run
     ]
     try:
@@ -244,8 +278,12 @@ async def run_nestful(
         await baseline.aclose()
         await engine.aclose()
     rows = []
-    for metric, title in (("f1_names", "F1 function names"), ("f1_arguments", "F1 arguments"),
-                          ("full_sequence", "full-sequence accuracy"), ("unparseable", "unparseable outputs")):
+    for metric, title in (
+        ("f1_names", "F1 function names"),
+        ("f1_arguments", "F1 arguments"),
+        ("full_sequence", "full-sequence accuracy"),
+        ("unparseable", "unparseable outputs"),
+    ):
         values = {}
         for system in systems:
             mine = [r[metric] for r in results if r["system"] == system]
@@ -260,6 +298,15 @@ async def run_nestful(
     ]
     missing = [i["id"] for i in items if i["missing"]]
     if missing:
-        notes.append(f"{len(missing)} question(s) need a function their spec file lacks (no system can match them fully): {', '.join(missing)}.")
-    return EvalReport(suite="NESTFUL", model=model_label(model, engine), systems=systems, rows=rows,
-                      items=results, wall_s=wall, notes=notes)
+        notes.append(
+            f"{len(missing)} question(s) need a function their spec file lacks (no system can match them fully): {', '.join(missing)}."
+        )
+    return EvalReport(
+        suite="NESTFUL",
+        model=model_label(model, engine),
+        systems=systems,
+        rows=rows,
+        items=results,
+        wall_s=wall,
+        notes=notes,
+    )

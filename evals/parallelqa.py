@@ -118,10 +118,18 @@ async def run_parallelqa(
     with tempfile.TemporaryDirectory(prefix="parallelqa-index-") as tmp:
         registry = build_registry(Path(tmp))
         try:
-            for planner, label in zip(PLANNERS, systems):
-                agent = Agent(model=backend, tools=registry, tool_names=["search", "math.calculate"], planner=planner, max_steps=max_steps)
+            for planner, label in zip(PLANNERS, systems, strict=True):
+                agent = Agent(
+                    model=backend,
+                    tools=registry,
+                    tool_names=["search", "math.calculate"],
+                    planner=planner,
+                    max_steps=max_steps,
+                )
                 try:
-                    done, seconds = await run_all(f"parallelqa · {label}", items, lambda i, a=agent, p=label: answer(a, p, i), progress, 1)
+                    done, seconds = await run_all(
+                        f"parallelqa · {label}", items, lambda i, a=agent, p=label: answer(a, p, i), progress, 1
+                    )
                 finally:
                     await agent.executor.aclose()
                 results.extend(done)
@@ -135,11 +143,23 @@ async def run_parallelqa(
 
     rows = [
         ReportRow(name="accuracy (LLMCompiler rule)", n=len(items), values={s: mean(s, "correct") for s in systems}),
-        ReportRow(name="mean wall time per question", n=len(items), unit="s", values={s: mean(s, "seconds") for s in systems}),
-        ReportRow(name="tool calls per question", n=len(items), unit="", values={s: _mean_len(results, s, "calls") for s in systems}),
-        ReportRow(name="model calls per question", n=len(items), unit="", values={s: mean(s, "model_calls") for s in systems}),
-        ReportRow(name="tasks ending in error / step budget", n=len(items),
-                  values={s: _mean_bool(results, s, lambda r: r["status"] != "ok") for s in systems}),
+        ReportRow(
+            name="mean wall time per question", n=len(items), unit="s", values={s: mean(s, "seconds") for s in systems}
+        ),
+        ReportRow(
+            name="tool calls per question",
+            n=len(items),
+            unit="",
+            values={s: _mean_len(results, s, "calls") for s in systems},
+        ),
+        ReportRow(
+            name="model calls per question", n=len(items), unit="", values={s: mean(s, "model_calls") for s in systems}
+        ),
+        ReportRow(
+            name="tasks ending in error / step budget",
+            n=len(items),
+            values={s: _mean_bool(results, s, lambda r: r["status"] != "ok") for s in systems},
+        ),
     ]
     react, dag = wall.get(systems[1]), wall.get(systems[0])
     notes = [
@@ -149,8 +169,15 @@ async def run_parallelqa(
     ]
     if react and dag:
         notes.append(f"Wall time react / dag: {react / dag:.2f}x (same questions, one at a time).")
-    return EvalReport(suite="ParallelQA (LLMCompiler)", model=model_label(model, backend), systems=systems,
-                      rows=rows, items=results, wall_s=wall, notes=notes)
+    return EvalReport(
+        suite="ParallelQA (LLMCompiler)",
+        model=model_label(model, backend),
+        systems=systems,
+        rows=rows,
+        items=results,
+        wall_s=wall,
+        notes=notes,
+    )
 
 
 def _mean_len(results: list[dict[str, Any]], system: str, key: str) -> float | None:

@@ -10,8 +10,9 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 from rich.console import Console
@@ -99,7 +100,9 @@ def suite_dir(data_dir: str | Path | None, suite: str, marker: str) -> Path:
     """The folder of one suite holding `marker`: D itself or D/<suite>. Clear error otherwise."""
     root = data_root(data_dir)
     if root is None:
-        raise FileNotFoundError(f"no data for {suite}: pass --data-dir or set TOOLKIT_EVAL_DATA (the folder holding {suite}/)")
+        raise FileNotFoundError(
+            f"no data for {suite}: pass --data-dir or set TOOLKIT_EVAL_DATA (the folder holding {suite}/)"
+        )
     for candidate in (root, root / suite):
         if (candidate / marker).is_file():
             return candidate
@@ -158,7 +161,7 @@ async def run_systems(
     else:
         done = [await run() for _, run in runs]
     results = [r for rs, _ in done for r in rs]
-    return results, {label: round(seconds, 2) for (label, _), (_, seconds) in zip(runs, done)}
+    return results, {label: round(seconds, 2) for (label, _), (_, seconds) in zip(runs, done, strict=True)}
 
 
 def systems_note(side_by_side: bool) -> str:

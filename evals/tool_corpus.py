@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from evals.bfcl.data import to_tool_specs
 from toolkit.types import ToolSpec
@@ -25,7 +26,9 @@ def eval_data_root(data_dir: str | Path | None = None) -> Path:
     if root.name == "bfcl":
         root = root.parent
     if not (root / "bfcl").is_dir():
-        raise FileNotFoundError(f"no bfcl/ folder under {root}; point --data-dir / TOOLKIT_EVAL_DATA at the evaluation data")
+        raise FileNotFoundError(
+            f"no bfcl/ folder under {root}; point --data-dir / TOOLKIT_EVAL_DATA at the evaluation data"
+        )
     return root
 
 
@@ -59,7 +62,9 @@ def toolalpaca_functions(root: Path) -> Iterator[dict[str, Any]]:
                 match = _TA_PARAMS.search(doc)
                 if match:
                     try:
-                        properties = {k: {"type": "string", "description": str(v)} for k, v in json.loads(match.group(1)).items()}
+                        properties = {
+                            k: {"type": "string", "description": str(v)} for k, v in json.loads(match.group(1)).items()
+                        }
                     except json.JSONDecodeError:
                         pass
                 yield {

@@ -23,14 +23,26 @@ from typing import Any
 
 import httpx
 
-OPENAI_500 = {"error": {"message": "The server had an error while processing your request. Sorry about that!",
-                        "type": "server_error", "param": None, "code": None}}
+OPENAI_500 = {
+    "error": {
+        "message": "The server had an error while processing your request. Sorry about that!",
+        "type": "server_error",
+        "param": None,
+        "code": None,
+    }
+}
 
 
 def openai_401(key: str) -> dict[str, Any]:
     shown = (key[:3] + "*" * 4 + key[-2:]) if len(key) > 5 else key
-    return {"error": {"message": f"Incorrect API key provided: {shown}. You can find your API key in your account settings.",
-                      "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}
+    return {
+        "error": {
+            "message": f"Incorrect API key provided: {shown}. You can find your API key in your account settings.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_api_key",
+        }
+    }
 
 
 def free_port() -> int:
@@ -50,17 +62,41 @@ class LlamaServer:
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.log_path = log_path
         # one thread: on a loaded 2-core machine two spinning llama.cpp threads run ~20x slower
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
-               "--port", str(self.port), "--chat_format", "chatml-function-calling", "--model_alias", self.MODEL,
-               "--n_ctx", "2048", "--n_threads", "1", "--n_threads_batch", "1", "--api_key", self.API_KEY]
+        cmd = [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--chat_format",
+            "chatml-function-calling",
+            "--model_alias",
+            self.MODEL,
+            "--n_ctx",
+            "2048",
+            "--n_threads",
+            "1",
+            "--n_threads_batch",
+            "1",
+            "--api_key",
+            self.API_KEY,
+        ]
         self._log = log_path.open("wb")
-        self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.process = subprocess.Popen(
+            cmd, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
 
     def wait_ready(self, timeout_s: float = 180.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited ({self.process.returncode}):\n{self.log_path.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"llama_cpp.server exited ({self.process.returncode}):\n{self.log_path.read_text()[-3000:]}"
+                )
             try:
                 r = httpx.get(f"{self.base_url}/models", headers={"Authorization": f"Bearer {self.API_KEY}"}, timeout=2)
                 if r.status_code == 200:
@@ -127,7 +163,9 @@ class FaultProxy:
                     body = None
                 seen = Seen(self.command, self.path, 0, body)  # recorded on arrival; status once answered
                 proxy.seen.append(seen)
-                seen.status, payload, ctype = proxy._answer(self.command, self.path, self.headers.get("Authorization", ""), raw)
+                seen.status, payload, ctype = proxy._answer(
+                    self.command, self.path, self.headers.get("Authorization", ""), raw
+                )
                 self._reply(seen.status, payload, ctype)
 
             do_GET = do_POST = _handle

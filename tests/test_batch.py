@@ -17,9 +17,9 @@ import yaml
 from typer.testing import CliRunner
 
 from toolkit.cli.main import app
+from toolkit.models.scripted import ScriptedBackend
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.agent import Agent
-from toolkit.models.scripted import ScriptedBackend
 from toolkit.runtime.results_file import ResultsFile, ResultsFileError, read_results
 from toolkit.runtime.tasks_file import TaskFileError, read_tasks
 
@@ -29,19 +29,35 @@ runner = CliRunner()
 
 
 def write_tasks(path: Path, n: int, prefix: str = "t") -> Path:
-    path.write_text("".join(json.dumps({"id": f"{prefix}{i}", "task": f"What is 2 + 3? (#{i})"}) + "\n" for i in range(n)))
+    path.write_text(
+        "".join(json.dumps({"id": f"{prefix}{i}", "task": f"What is 2 + 3? (#{i})"}) + "\n" for i in range(n))
+    )
     return path
 
 
 def write_script(path: Path, delay: float = 0.0, tool: str = "calc.add", arguments: dict | None = None) -> Path:
     arguments = {"a": 2, "b": 3} if arguments is None else arguments
-    script = [{"tool_calls": [{"name": tool, "arguments": arguments}], "delay_s": delay}, {"text": "The answer is 5.", "delay_s": delay}]
+    script = [
+        {"tool_calls": [{"name": tool, "arguments": arguments}], "delay_s": delay},
+        {"text": "The answer is 5.", "delay_s": delay},
+    ]
     path.write_text(yaml.safe_dump(script))
     return path
 
 
 def batch_args(tasks: Path, out: Path, script: Path, *extra: str) -> list[str]:
-    return ["batch", str(tasks), "--out", str(out), "--model", f"scripted:{script}", "--tools-path", str(TOOLS), "--no-progress", *extra]
+    return [
+        "batch",
+        str(tasks),
+        "--out",
+        str(out),
+        "--model",
+        f"scripted:{script}",
+        "--tools-path",
+        str(TOOLS),
+        "--no-progress",
+        *extra,
+    ]
 
 
 def invoke(*args: str):
@@ -74,9 +90,9 @@ def test_bad_task_lines_are_named_and_nothing_runs(tmp_path):
     for expected in (
         f"{tasks}:3: not valid JSON",
         f"{tasks}:4: duplicate id 'a' (first on line 1)",
-        f"{tasks}:5: missing \"id\"",
+        f'{tasks}:5: missing "id"',
         f"{tasks}:6: unknown field 'tool'",
-        f"{tasks}:7: \"task\" must be a non-empty string",
+        f'{tasks}:7: "task" must be a non-empty string',
         f"{tasks}:8: expected a JSON object",
     ):
         assert expected in text, (expected, result.output)
@@ -104,7 +120,9 @@ def test_unknown_tool_and_bad_model_fail_before_any_task(tmp_path):
     result = invoke(*batch_args(tasks, out, write_script(tmp_path / "s.yaml")))
     assert result.exit_code == 2 and "unknown tools: nosuchtool" in result.output
     write_tasks(tasks, 3)
-    result = invoke("batch", str(tasks), "--out", str(out), "--model", f"scripted:{tmp_path / 'missing.yaml'}", "--no-progress")
+    result = invoke(
+        "batch", str(tasks), "--out", str(out), "--model", f"scripted:{tmp_path / 'missing.yaml'}", "--no-progress"
+    )
     assert result.exit_code == 2 and "no such file" in result.output
     assert not out.exists() or out.read_text() == ""
 
@@ -147,7 +165,9 @@ def test_results_lines_carry_answers_failures_metadata_and_trace(tmp_path):
     result = invoke(*batch_args(tasks, out, script, "--trace", str(trace)))
     assert result.exit_code == 1, result.output
     lines = {r["id"]: r for r in read_results(out)}
-    assert lines["ok1"]["status"] == "ok" and lines["ok1"]["answer"] == "5" and lines["ok1"]["metadata"] == {"gold": "5"}
+    assert (
+        lines["ok1"]["status"] == "ok" and lines["ok1"]["answer"] == "5" and lines["ok1"]["metadata"] == {"gold": "5"}
+    )
     assert lines["bad1"]["status"] == "error" and "no script matches" in lines["bad1"]["error"]
     summary = " ".join(result.output.split())
     assert "1 ok, 2 failed" in summary and "1 × error: scripted backend: no script matches" in summary
@@ -157,7 +177,9 @@ def test_results_lines_carry_answers_failures_metadata_and_trace(tmp_path):
 
 def test_resume_skips_failures_and_retry_failed_reruns_them(tmp_path):
     tasks = tmp_path / "tasks.jsonl"
-    tasks.write_text("".join(json.dumps({"id": f"q{i}", "task": ("add" if i % 2 else "odd") + f" {i}"}) + "\n" for i in range(6)))
+    tasks.write_text(
+        "".join(json.dumps({"id": f"q{i}", "task": ("add" if i % 2 else "odd") + f" {i}"}) + "\n" for i in range(6))
+    )
     script = tmp_path / "s.yaml"
     script.write_text(yaml.safe_dump({"scripts": [{"match": "^add", "responses": [{"text": "5"}]}]}))
     out = tmp_path / "out.jsonl"
@@ -187,7 +209,9 @@ def test_run_many_yields_as_tasks_finish_and_draws_tasks_lazily():
             drawn.append(i)
             yield (f"t{i}", f"task {i}")
 
-    agent = Agent(model=ScriptedBackend([{"text": "done", "delay_s": 0.001}]), tools=ToolRegistry())  # no tools: a short prompt
+    agent = Agent(
+        model=ScriptedBackend([{"text": "done", "delay_s": 0.001}]), tools=ToolRegistry()
+    )  # no tools: a short prompt
     results = agent.run_many(tasks(), concurrency=4)
     first = next(results)
     assert first.status == "ok" and first.answer == "done"
@@ -224,7 +248,7 @@ async def test_bounded_as_completed_cancels_what_is_in_flight_on_error_and_on_cl
     assert not running  # those in flight were cancelled and awaited
     started.clear()
     async with contextlib.aclosing(bounded_as_completed(range(100), work, 3)) as results:
-        async for value in results:
+        async for value in results:  # noqa: B007 - the value is read after the loop
             break  # leaving the `aclosing` block closes the generator
     assert value == 0 and len(started) <= 4 and not running
     with pytest.raises(ValueError, match="at least 1"):
@@ -250,7 +274,9 @@ def test_sigkill_at_random_moments_then_resume_gives_each_task_exactly_once(tmp_
         target = before + rng.randint(1, (n - before) // 3)  # land somewhere in the next third
         proc = subprocess.Popen(cmd, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            while proc.poll() is None and (not out.exists() or out.stat().st_size == 0 or len(out.read_bytes().splitlines()) < target):
+            while proc.poll() is None and (
+                not out.exists() or out.stat().st_size == 0 or len(out.read_bytes().splitlines()) < target
+            ):
                 time.sleep(0.005)
             time.sleep(rng.random() * 0.05)
             proc.send_signal(signal.SIGKILL)
@@ -275,7 +301,11 @@ def test_a_thousand_concurrent_tasks_grow_resident_memory_by_less_than_300_mb(tm
     out = tmp_path / "out.jsonl"
     probe = subprocess.run(
         [sys.executable, "-m", "tests.fixtures.batch_memory", "1000", str(out)],
-        env=subprocess_env(), cwd=REPO, capture_output=True, text=True, timeout=300,
+        env=subprocess_env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert probe.returncode == 0, probe.stderr
     report = json.loads(probe.stdout.strip().splitlines()[-1])
@@ -298,8 +328,15 @@ def test_ray_executor_runs_50_tasks_over_two_local_workers_into_one_file(tmp_pat
     tasks = write_tasks(tmp_path / "tasks.jsonl", 50)
     script = write_script(tmp_path / "s.yaml", delay=0.05, tool="calc.pid", arguments={})
     out = tmp_path / "out.jsonl"
-    out.write_text(json.dumps({"id": "t0", "status": "ok", "answer": "from an earlier run"}) + "\n")  # resumed: not rerun
-    cmd = [sys.executable, "-m", "toolkit", *batch_args(tasks, out, script, "--executor", "ray", "--workers", "2", "--concurrency", "4", "--resume")]
+    out.write_text(
+        json.dumps({"id": "t0", "status": "ok", "answer": "from an earlier run"}) + "\n"
+    )  # resumed: not rerun
+    cmd = [
+        sys.executable,
+        "-m",
+        "toolkit",
+        *batch_args(tasks, out, script, "--executor", "ray", "--workers", "2", "--concurrency", "4", "--resume"),
+    ]
     proc = subprocess.Popen(cmd, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     def worker_pids() -> list[int]:

@@ -88,11 +88,15 @@ def test_optional_parameters_via_the_empty_string_marker():
     assert not simple({"origin": "NYC", "destination": "Boston", "unit": "miles"})
     assert not simple({"origin": "NYC", "destination": "Boston", "color": "red"})  # unknown parameter
     strict = {"geo.distance": {**ANSWER["geo.distance"], "unit": ["km"]}}  # no "": must be given
-    assert not check("simple_python", [FUNCTION], [{"geo.distance": {"origin": "NYC", "destination": "Boston"}}], [strict]).valid
+    assert not check(
+        "simple_python", [FUNCTION], [{"geo.distance": {"origin": "NYC", "destination": "Boston"}}], [strict]
+    ).valid
 
 
 def test_dotted_names_must_match_exactly():
-    verdict = check("simple_python", [FUNCTION], [{"geo_distance": {"origin": "NYC", "destination": "Boston"}}], [ANSWER])
+    verdict = check(
+        "simple_python", [FUNCTION], [{"geo_distance": {"origin": "NYC", "destination": "Boston"}}], [ANSWER]
+    )
     assert not verdict.valid and verdict.error_type.endswith("wrong_func_name")
 
 
@@ -101,7 +105,10 @@ def test_parallel_calls_match_in_any_order():
         {"geo.distance": {"origin": ["NYC"], "destination": ["Boston"]}},
         {"geo.distance": {"origin": ["Paris"], "destination": ["Lyon"]}},
     ]
-    calls = [{"geo.distance": {"origin": "Paris", "destination": "Lyon"}}, {"geo.distance": {"origin": "NYC", "destination": "Boston"}}]
+    calls = [
+        {"geo.distance": {"origin": "Paris", "destination": "Lyon"}},
+        {"geo.distance": {"origin": "NYC", "destination": "Boston"}},
+    ]
     assert check("parallel", [FUNCTION], calls, answers).valid
     assert not check("parallel", [FUNCTION], calls[:1], answers).valid
     assert not check("parallel", [FUNCTION], [calls[0], calls[0]], answers).valid
@@ -134,15 +141,22 @@ def test_tool_turns_collect_calls_until_the_model_answers_and_cap_follow_ups():
     from toolkit.models.scripted import ScriptedBackend
     from toolkit.types import LLMRequest, Message, Sampling, ToolSpec
 
-    spec = ToolSpec(name="area", description="Area.", parameters={"type": "object", "properties": {"r": {"type": "number"}}})
-    backend = ScriptedBackend([
-        {"tool_calls": [{"name": "area", "arguments": {"r": 1}}]},
-        {"tool_calls": [{"name": "area", "arguments": {"r": 2}}]},
-        {"text": "done"},
-    ])
+    spec = ToolSpec(
+        name="area", description="Area.", parameters={"type": "object", "properties": {"r": {"type": "number"}}}
+    )
+    backend = ScriptedBackend(
+        [
+            {"tool_calls": [{"name": "area", "arguments": {"r": 1}}]},
+            {"tool_calls": [{"name": "area", "arguments": {"r": 2}}]},
+            {"text": "done"},
+        ]
+    )
     backend.record_requests = True
-    request = LLMRequest(messages=[Message(role="user", content="Areas for r=1 and r=2")], tools=[spec],
-                         sampling=Sampling(max_tokens=256))
+    request = LLMRequest(
+        messages=[Message(role="user", content="Areas for r=1 and r=2")],
+        tools=[spec],
+        sampling=Sampling(max_tokens=256),
+    )
     response = asyncio.run(tool_turns(backend, request, max_calls=4))
     assert [c.arguments for c in response.tool_calls] == [{"r": 1}, {"r": 2}]
     assert [r.sampling.max_tokens for r in backend.requests] == [256, FOLLOW_UP_MAX_TOKENS, FOLLOW_UP_MAX_TOKENS]

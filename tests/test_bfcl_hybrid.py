@@ -12,8 +12,11 @@ from evals.bfcl.engine import hybrid
 from toolkit.models import load_backend
 from toolkit.types import LLMRequest, Message, ToolSpec
 
-PLAY = ToolSpec(name="spotify.play", description="Play an artist.", parameters={
-    "type": "object", "properties": {"artist": {"type": "string"}}, "required": ["artist"]})
+PLAY = ToolSpec(
+    name="spotify.play",
+    description="Play an artist.",
+    parameters={"type": "object", "properties": {"artist": {"type": "string"}}, "required": ["artist"]},
+)
 
 
 def call(artist: str) -> dict:
@@ -24,9 +27,23 @@ def answer(tmp_path, tool_turn: dict, listed: list[dict] | dict):
     """What hybrid returns when the tool turn replies `tool_turn` and the list request `listed`
     (its calls, or the whole response)."""
     path = tmp_path / "script.yaml"
-    path.write_text(yaml.safe_dump({"mode": "sequence", "scripts": [
-        {"match": ".", "responses": [tool_turn, listed if isinstance(listed, dict) else {"tool_calls": listed},
-                                     {"text": "a third request"}]}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "mode": "sequence",
+                "scripts": [
+                    {
+                        "match": ".",
+                        "responses": [
+                            tool_turn,
+                            listed if isinstance(listed, dict) else {"tool_calls": listed},
+                            {"text": "a third request"},
+                        ],
+                    }
+                ],
+            }
+        )
+    )
     backend = load_backend(f"scripted:{path}")
     backend.record_requests = True
     request = LLMRequest(messages=[Message(role="user", content="Play Taylor Swift, then Maroon 5.")], tools=[PLAY])
@@ -35,7 +52,9 @@ def answer(tmp_path, tool_turn: dict, listed: list[dict] | dict):
 
 
 def test_when_the_tool_turn_calls_the_calls_are_the_lists(tmp_path):
-    artists, _, requests = answer(tmp_path, {"tool_calls": [call("Taylor Swift")]}, [call("Maroon 5"), call("Taylor Swift")])
+    artists, _, requests = answer(
+        tmp_path, {"tool_calls": [call("Taylor Swift")]}, [call("Maroon 5"), call("Taylor Swift")]
+    )
     assert artists == ["Maroon 5", "Taylor Swift"]
     # the list request: the functions as signatures in its system text, a list schema of calls
     assert requests[1].constraint.json_schema["properties"]["calls"]["maxItems"] == 4

@@ -22,7 +22,10 @@ def test_a_call_past_its_limit_is_killed_and_the_pool_recovers():
     try:
         with pytest.raises(CallTimeout, match="stopped after 1 s"):
             pool.call("toolkit.tools.math:calculate", slow, time_limit_s=1)
-        assert pool.call("toolkit.tools.math:calculate", {"expression": "2**10"}, time_limit_s=30) == {"exact": "1024", "decimal": "1024"}
+        assert pool.call("toolkit.tools.math:calculate", {"expression": "2**10"}, time_limit_s=30) == {
+            "exact": "1024",
+            "decimal": "1024",
+        }
         worker_pids = {w.process.pid for w in pool._idle}
         assert len(worker_pids) == 1  # the killed worker is gone; its replacement answered
     finally:

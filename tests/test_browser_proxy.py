@@ -54,9 +54,14 @@ async def test_tunnel_and_plain_http_to_an_allowed_host(policy):
     proxy = PolicyProxy(policy)
     url = await proxy.start()
     try:
-        reply = await _ask(url, f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode(), then=b"ping")
+        reply = await _ask(
+            url, f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode(), then=b"ping"
+        )
         assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"echo:ping")
-        reply = await _ask(url, f"GET http://127.0.0.1:{port}/page?q=1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nProxy-Connection: keep-alive\r\n\r\n".encode())
+        reply = await _ask(
+            url,
+            f"GET http://127.0.0.1:{port}/page?q=1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nProxy-Connection: keep-alive\r\n\r\n".encode(),
+        )
         assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"GET /page?q=1 HTTP/1.1")  # origin-form upstream
         assert proxy.blocked == []
     finally:

@@ -14,7 +14,7 @@ def test_windows_cover_the_text_and_cut_at_boundaries():
     text = "\n".join(f"Sentence number {i} is here." for i in range(100))
     windows = split_windows(text, 200)
     assert all(w.end - w.start <= 200 for w in windows)
-    assert "".join(text[w.start:w.end] for w in windows).replace("\n", "") == text.replace("\n", "")
+    assert "".join(text[w.start : w.end] for w in windows).replace("\n", "") == text.replace("\n", "")
     assert all(text[w.end - 1] == "\n" for w in windows[:-1])  # cut after a line, not mid-word
     assert split_windows("", 100) == [Window(0, 0)]
 
@@ -30,7 +30,11 @@ def test_readable_text_falls_back_to_inner_text_when_extraction_keeps_too_little
     html = "<html><body><div>Short label</div><div>Another label</div></body></html>"
     text, extractor = readable_text(html, "Short label\nAnother label")
     assert "Short label" in text and "Another label" in text
-    article = "<html><body><nav>Menu Home About</nav><article>" + "<p>A long paragraph about towers and iron. </p>" * 20 + "</article></body></html>"
+    article = (
+        "<html><body><nav>Menu Home About</nav><article>"
+        + "<p>A long paragraph about towers and iron. </p>" * 20
+        + "</article></body></html>"
+    )
     text, extractor = readable_text(article, "Menu Home About\n" + "A long paragraph about towers and iron.\n" * 20)
     assert extractor == "trafilatura" and "Menu Home About" not in text
 

@@ -35,15 +35,20 @@ def test_validate_reports_each_bad_manifest_with_file_and_field(tmp_path):
     bad_type["actions"][0]["input_schema"]["properties"]["text"]["type"] = "strin"
     no_name = _manifest()
     del no_name["name"]
-    files = {"bad_type.yaml": bad_type, "no_name.yaml": no_name, "one.yaml": _manifest(name="same"), "two.yaml": _manifest(name="same")}
+    files = {
+        "bad_type.yaml": bad_type,
+        "no_name.yaml": no_name,
+        "one.yaml": _manifest(name="same"),
+        "two.yaml": _manifest(name="same"),
+    }
     for name, data in files.items():
         (tmp_path / name).write_text(yaml.safe_dump(data))
     result = invoke("tools", "validate", str(tmp_path))
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
-    assert any(l.startswith(f"{tmp_path / 'bad_type.yaml'}: /actions/0/input_schema") for l in lines)
+    assert any(line.startswith(f"{tmp_path / 'bad_type.yaml'}: /actions/0/input_schema") for line in lines)
     assert f"{tmp_path / 'no_name.yaml'}: /name: Field required" in lines
-    assert any(l.startswith(f"{tmp_path / 'two.yaml'}: /name:") and "one.yaml" in l for l in lines)
+    assert any(line.startswith(f"{tmp_path / 'two.yaml'}: /name:") and "one.yaml" in line for line in lines)
     # each on its own: still exit 2
     for name in ("bad_type.yaml", "no_name.yaml"):
         assert invoke("tools", "validate", str(tmp_path / name)).exit_code == 2
@@ -76,14 +81,27 @@ def test_add_copies_a_valid_manifest_into_the_user_folder(isolated_home, tmp_pat
 
 def test_run_with_a_scripted_model_uses_two_tools_and_prints_json(tmp_path):
     script = tmp_path / "script.yaml"
-    script.write_text(yaml.safe_dump([
-        {"tool_calls": [{"name": "echo.upper", "arguments": {"text": "shout"}}]},
-        {"tool_calls": [{"name": "echo.echo", "arguments": {"text": "SHOUT"}}]},
-        {"text": "They said SHOUT."},
-    ]))
+    script.write_text(
+        yaml.safe_dump(
+            [
+                {"tool_calls": [{"name": "echo.upper", "arguments": {"text": "shout"}}]},
+                {"tool_calls": [{"name": "echo.echo", "arguments": {"text": "SHOUT"}}]},
+                {"text": "They said SHOUT."},
+            ]
+        )
+    )
     trace = tmp_path / "trace.jsonl"
-    result = invoke("run", "Shout it back", "--model", f"scripted:{script}", "--tools-path", str(FIXTURES / "echo.yaml"),
-                    "--json", "--trace", str(trace))
+    result = invoke(
+        "run",
+        "Shout it back",
+        "--model",
+        f"scripted:{script}",
+        "--tools-path",
+        str(FIXTURES / "echo.yaml"),
+        "--json",
+        "--trace",
+        str(trace),
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["answer"] == "They said SHOUT." and data["status"] == "ok"

@@ -25,10 +25,12 @@ def bfcl_script(tmp_path, evaldata, perturbation: str | None = None):
         for question in load_category(category, evaldata, 3):
             calls = gold_calls(question) if perturbation is None else perturb(question, perturbation) or []
             tool_calls = [{"name": name, "arguments": args} for call in calls for name, args in call.items()]
-            scripts.append({
-                "match": "^" + re.escape(question.messages[0]["content"]) + "$",
-                "responses": [{"tool_calls": tool_calls, "text": "" if tool_calls else "No function fits."}],
-            })
+            scripts.append(
+                {
+                    "match": "^" + re.escape(question.messages[0]["content"]) + "$",
+                    "responses": [{"tool_calls": tool_calls, "text": "" if tool_calls else "No function fits."}],
+                }
+            )
     path = tmp_path / "bfcl.yaml"
     path.write_text(yaml.safe_dump({"scripts": scripts}), encoding="utf-8")
     return path
@@ -42,7 +44,9 @@ def run(*args: str):
 @pytest.mark.parametrize("mode", ["calls-list"])
 def test_bfcl_engine_modes_read_gold_answers(tmp_path, evaldata, mode):
     script = bfcl_script(tmp_path, evaldata)
-    result = run("bfcl", "--limit", "3", "--model", f"scripted:{script}", "--data-dir", str(evaldata), "--json", "--mode", mode)
+    result = run(
+        "bfcl", "--limit", "3", "--model", f"scripted:{script}", "--data-dir", str(evaldata), "--json", "--mode", mode
+    )
     assert result.exit_code == 0, result.output
     rows = {r["name"]: r["values"]["toolkit engine"] for r in json.loads(result.stdout)["rows"]}
     assert rows["overall"] == 1.0
@@ -51,7 +55,9 @@ def test_bfcl_engine_modes_read_gold_answers(tmp_path, evaldata, mode):
 def test_bfcl_gold_answers_score_100_percent_with_the_baseline_beside(tmp_path, evaldata):
     script = bfcl_script(tmp_path, evaldata)
     out = tmp_path / "report.json"
-    result = run("bfcl", "--limit", "3", "--model", f"scripted:{script}", "--data-dir", str(evaldata), "--out", str(out))
+    result = run(
+        "bfcl", "--limit", "3", "--model", f"scripted:{script}", "--data-dir", str(evaldata), "--out", str(out)
+    )
     assert result.exit_code == 0, result.output
     assert "| simple_python | 3 | 100.0% | 100.0% |" in result.stdout
     assert "raw prompt (no constraint)" in result.stdout  # the baseline's column
@@ -67,8 +73,18 @@ def test_bfcl_gold_answers_score_100_percent_with_the_baseline_beside(tmp_path, 
 
 def test_bfcl_perturbed_answers_score_0_percent_except_irrelevance(tmp_path, evaldata):
     script = bfcl_script(tmp_path, evaldata, perturbation="wrong_value")
-    result = run("bfcl", "--limit", "3", "--model", f"scripted:{script}", "--data-dir", str(evaldata), "--json",
-                 "--categories", "simple_python,multiple,parallel,parallel_multiple")
+    result = run(
+        "bfcl",
+        "--limit",
+        "3",
+        "--model",
+        f"scripted:{script}",
+        "--data-dir",
+        str(evaldata),
+        "--json",
+        "--categories",
+        "simple_python,multiple,parallel,parallel_multiple",
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert all(row["values"]["toolkit engine"] == 0.0 for row in report["rows"] if row["name"] in CATEGORIES)
@@ -84,8 +100,10 @@ def test_bfcl_errors_are_clear(tmp_path, evaldata):
 
 def test_nestful_gold_sequences_score_full_marks(tmp_path, evaldata):
     scripts = [
-        {"match": "^" + re.escape(item["input"]) + "$",
-         "responses": [{"tool_calls": [{"name": c["name"], "arguments": c["arguments"]} for c in item["gold"]]}]}
+        {
+            "match": "^" + re.escape(item["input"]) + "$",
+            "responses": [{"tool_calls": [{"name": c["name"], "arguments": c["arguments"]} for c in item["gold"]]}],
+        }
         for item in load_nestful(evaldata, 3)
     ]
     script = tmp_path / "nestful.yaml"
@@ -99,12 +117,23 @@ def test_nestful_gold_sequences_score_full_marks(tmp_path, evaldata):
 
 def test_gsm8k_scores_the_final_number_engine_and_baseline(tmp_path, evaldata):
     script = tmp_path / "gsm8k.yaml"
-    script.write_text(yaml.safe_dump({
-        "scripts": [{"match": "Janet", "responses": [
-            {"tool_calls": [{"name": "math.calculate", "arguments": {"expression": "(16-3-4)*2"}}]},
-            {"text": "She makes 18 dollars. The answer is 18."}]}],
-        "default": [{"text": "The answer is 1,000,000."}],
-    }), encoding="utf-8")
+    script.write_text(
+        yaml.safe_dump(
+            {
+                "scripts": [
+                    {
+                        "match": "Janet",
+                        "responses": [
+                            {"tool_calls": [{"name": "math.calculate", "arguments": {"expression": "(16-3-4)*2"}}]},
+                            {"text": "She makes 18 dollars. The answer is 18."},
+                        ],
+                    }
+                ],
+                "default": [{"text": "The answer is 1,000,000."}],
+            }
+        ),
+        encoding="utf-8",
+    )
     result = run("gsm8k", "--limit", "3", "--model", f"scripted:{script}", "--data-dir", str(evaldata), "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -115,15 +144,32 @@ def test_gsm8k_scores_the_final_number_engine_and_baseline(tmp_path, evaldata):
 
 def test_parallelqa_runs_dag_and_react_against_the_local_index(tmp_path, evaldata):
     script = tmp_path / "pqa.yaml"
-    script.write_text(yaml.safe_dump({
-        "scripts": [{"match": "Mariana Trench was 20% shallower", "responses": [
-            {"tool_calls": [{"name": "search", "arguments": {"query": "Mariana Trench depth"}},
-                            {"name": "search", "arguments": {"query": "Puerto Rico Trench depth"}}]},
-            {"text": "Mariana Trench"}]}],
-        "default": [{"text": "I do not know."}],
-    }), encoding="utf-8")
+    script.write_text(
+        yaml.safe_dump(
+            {
+                "scripts": [
+                    {
+                        "match": "Mariana Trench was 20% shallower",
+                        "responses": [
+                            {
+                                "tool_calls": [
+                                    {"name": "search", "arguments": {"query": "Mariana Trench depth"}},
+                                    {"name": "search", "arguments": {"query": "Puerto Rico Trench depth"}},
+                                ]
+                            },
+                            {"text": "Mariana Trench"},
+                        ],
+                    }
+                ],
+                "default": [{"text": "I do not know."}],
+            }
+        ),
+        encoding="utf-8",
+    )
     out = tmp_path / "pqa.json"
-    result = run("parallelqa", "--limit", "3", "--model", f"scripted:{script}", "--data-dir", str(evaldata), "--out", str(out))
+    result = run(
+        "parallelqa", "--limit", "3", "--model", f"scripted:{script}", "--data-dir", str(evaldata), "--out", str(out)
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert report["systems"] == ["dag planner", "react planner"]
@@ -138,7 +184,9 @@ def test_bfcl_on_the_embedded_model_one_question(tmp_path, evaldata):
     through llama-cpp-python's chatml-function-calling baseline on the same file."""
     pytest.importorskip("llama_cpp")
     out = tmp_path / "real.json"
-    result = run("bfcl", "--categories", "simple_python", "--limit", "1", "--data-dir", str(evaldata), "--out", str(out))
+    result = run(
+        "bfcl", "--categories", "simple_python", "--limit", "1", "--data-dir", str(evaldata), "--out", str(out)
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert report["systems"] == ["toolkit engine", "llama-cpp chatml-function-calling"]
@@ -159,9 +207,16 @@ def test_the_chatml_baseline_is_cut_off_at_its_time_and_token_limits():
     from toolkit.models.llamacpp.files import default_model_path
     from toolkit.types import LLMRequest, Message, Sampling, ToolSpec
 
-    tool = ToolSpec(name="area", description="Area of a circle.", parameters={"type": "object", "properties": {"r": {"type": "number"}}})
-    request = LLMRequest(messages=[Message(role="user", content="Area of a circle of radius 2?")], tools=[tool],
-                         sampling=Sampling(temperature=0.0, max_tokens=64))
+    tool = ToolSpec(
+        name="area",
+        description="Area of a circle.",
+        parameters={"type": "object", "properties": {"r": {"type": "number"}}},
+    )
+    request = LLMRequest(
+        messages=[Message(role="user", content="Area of a circle of radius 2?")],
+        tools=[tool],
+        sampling=Sampling(temperature=0.0, max_tokens=64),
+    )
     baseline = ChatmlFunctionCallingBaseline(str(default_model_path()), n_ctx=1024, timeout_s=0.0)
     try:
         cut = asyncio.run(baseline.generate(request))

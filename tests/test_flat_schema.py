@@ -10,15 +10,21 @@ from toolkit.runtime.flat_schema import flat_check
 
 NAMES = st.sampled_from(["a", "b", "c", "x"])
 TYPES = st.sampled_from(["string", "integer", "number", "boolean"])
-VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=3),
-                   st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=2), st.integers(), max_size=2))
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=3),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+)
 
 
 @st.composite
 def flat_schemas(draw):
     properties = draw(st.dictionaries(NAMES, TYPES.map(lambda t: {"type": t, "description": "d"}), max_size=4))
-    schema = {"type": "object", "properties": properties,
-              "required": draw(st.lists(NAMES, max_size=3, unique=True))}
+    schema = {"type": "object", "properties": properties, "required": draw(st.lists(NAMES, max_size=3, unique=True))}
     if draw(st.booleans()):
         schema["additionalProperties"] = draw(st.booleans())
     return schema
@@ -43,4 +49,6 @@ def test_schemas_it_does_not_understand_are_left_to_jsonschema():
     assert flat_check({"type": "object", "properties": {"xs": {"type": "array"}}}) is None
     assert flat_check({"type": "object", "anyOf": [{"required": ["a"]}]}) is None
     assert flat_check({"type": "array"}) is None
-    assert flat_check({"type": "object", "properties": {"n": {"type": "integer"}}})({"n": 1.0}) is False  # jsonschema decides
+    assert (
+        flat_check({"type": "object", "properties": {"n": {"type": "integer"}}})({"n": 1.0}) is False
+    )  # jsonschema decides

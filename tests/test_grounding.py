@@ -8,8 +8,14 @@ from toolkit.types import ToolCall
 
 def test_written_numbers_read_separators_and_signs_but_not_date_hyphens():
     found = {(w.value, w.digits) for w in written_numbers("$200,000 at -3.5 on 2019-12-13, and 1,000.25")}
-    assert found == {(200000.0, "200000"), (-3.5, "3.5"), (2019.0, "2019"), (12.0, "12"), (13.0, "13"),
-                     (1000.25, "1000.25")}
+    assert found == {
+        (200000.0, "200000"),
+        (-3.5, "3.5"),
+        (2019.0, "2019"),
+        (12.0, "12"),
+        (13.0, "13"),
+        (1000.25, "1000.25"),
+    }
 
 
 def test_a_number_cut_at_a_separator_or_early_is_completed():

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage, convert_to_openai_messages
-from langchain_core.exceptions import OutputParserException
 from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, parse_tool_call
 from langchain_core.outputs import ChatGeneration, ChatResult
 
@@ -47,16 +47,27 @@ async def test_tool_calls_and_usage_come_from_the_ai_message():
     reply = AIMessage(
         content="",
         tool_calls=[{"name": "math__calculate", "args": {"expression": "2+2"}, "id": "call_7"}],
-        usage_metadata={"input_tokens": 31, "output_tokens": 9, "total_tokens": 40, "input_token_details": {"cache_read": 16}},
+        usage_metadata={
+            "input_tokens": 31,
+            "output_tokens": 9,
+            "total_tokens": 40,
+            "input_token_details": {"cache_read": 16},
+        },
     )
     response = await LangChainBackend(scripted(reply)).generate(ask("2+2?"))
-    assert [(c.id, c.name, c.arguments) for c in response.tool_calls] == [("call_7", "math.calculate", {"expression": "2+2"})]
+    assert [(c.id, c.name, c.arguments) for c in response.tool_calls] == [
+        ("call_7", "math.calculate", {"expression": "2+2"})
+    ]
     assert response.finish_reason == "tool_calls"
     assert (response.usage.prompt_tokens, response.usage.completion_tokens, response.usage.cached_tokens) == (31, 9, 16)
 
 
 async def test_text_calls_are_parsed_and_bad_ones_become_parse_errors():
-    backend = LangChainBackend(scripted('{"name": "math.calculate", "arguments": {"expression": "7*6"}}', '{"name": "nope", "arguments": {}}', "42"))
+    backend = LangChainBackend(
+        scripted(
+            '{"name": "math.calculate", "arguments": {"expression": "7*6"}}', '{"name": "nope", "arguments": {}}', "42"
+        )
+    )
     assert not backend.native_tools  # GenericFakeChatModel has no bind_tools
     first = await backend.generate(ask("7*6?"))
     assert [(c.name, c.arguments) for c in first.tool_calls] == [("math.calculate", {"expression": "7*6"})]
@@ -67,7 +78,12 @@ async def test_text_calls_are_parsed_and_bad_ones_become_parse_errors():
 
 
 async def test_invalid_tool_calls_and_schema_violations_become_parse_errors():
-    invalid = AIMessage(content="", invalid_tool_calls=[{"name": "math__calculate", "args": "{oops", "id": "c1", "error": "bad json", "type": "invalid_tool_call"}])
+    invalid = AIMessage(
+        content="",
+        invalid_tool_calls=[
+            {"name": "math__calculate", "args": "{oops", "id": "c1", "error": "bad json", "type": "invalid_tool_call"}
+        ],
+    )
     wrong = AIMessage(content="", tool_calls=[{"name": "math__calculate", "args": {"expression": 5}, "id": "c2"}])
     backend = LangChainBackend(scripted(invalid, wrong))
     assert "bad json" in (await backend.generate(ask("x"))).parse_error
@@ -87,7 +103,11 @@ def test_messages_convert_both_ways():
     ours = [
         Message(role="system", content="be brief"),
         Message(role="user", content="2+2?"),
-        Message(role="assistant", content="", tool_calls=[ToolCall(id="c1", name="math.calculate", arguments={"expression": "2+2"})]),
+        Message(
+            role="assistant",
+            content="",
+            tool_calls=[ToolCall(id="c1", name="math.calculate", arguments={"expression": "2+2"})],
+        ),
         Message(role="tool", content="4", tool_call_id="c1", name="math.calculate"),
         Message(role="assistant", content="4"),
     ]
@@ -112,7 +132,9 @@ def test_model_string_and_bad_targets():
 
 async def test_agent_runs_a_task_on_a_langchain_model():
     model = scripted(
-        AIMessage(content="", tool_calls=[{"name": "math__calculate", "args": {"expression": "12 * (7 + 5)"}, "id": "c1"}]),
+        AIMessage(
+            content="", tool_calls=[{"name": "math__calculate", "args": {"expression": "12 * (7 + 5)"}, "id": "c1"}]
+        ),
         "The answer is 144.",
     )
     agent = Agent(model=LangChainBackend(model), tool_names=["math"])
@@ -140,7 +162,9 @@ class LlamaChatModel(BaseChatModel):
             tool_choice = {"type": "function", "function": {"name": tool_choice}}
         return self.bind(tools=list(tools), tool_choice=tool_choice or "auto", **kwargs)
 
-    def _generate(self, messages: list[Any], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[Any], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         out = self.llama.create_chat_completion(
             messages=convert_to_openai_messages(messages), stop=stop, temperature=0.0, max_tokens=48, **kwargs
         )
@@ -156,8 +180,11 @@ class LlamaChatModel(BaseChatModel):
             content=message.get("content") or "",
             tool_calls=calls,
             invalid_tool_calls=invalid,
-            usage_metadata={"input_tokens": usage.get("prompt_tokens", 0), "output_tokens": usage.get("completion_tokens", 0),
-                            "total_tokens": usage.get("total_tokens", 0)},
+            usage_metadata={
+                "input_tokens": usage.get("prompt_tokens", 0),
+                "output_tokens": usage.get("completion_tokens", 0),
+                "total_tokens": usage.get("total_tokens", 0),
+            },
         )
         return ChatResult(generations=[ChatGeneration(message=ai)])
 
@@ -167,14 +194,25 @@ def llama_model():
     llama_cpp = pytest.importorskip("llama_cpp")
     from toolkit.models.llamacpp.files import default_model_path
 
-    return llama_cpp.Llama(model_path=str(default_model_path()), chat_format="chatml-function-calling",
-                           n_ctx=2048, n_threads=1, n_threads_batch=1, verbose=False, seed=0)
+    return llama_cpp.Llama(
+        model_path=str(default_model_path()),
+        chat_format="chatml-function-calling",
+        n_ctx=2048,
+        n_threads=1,
+        n_threads_batch=1,
+        verbose=False,
+        seed=0,
+    )
 
 
 ADD = ToolSpec(
     name="math.add",
     description="Add two integers.",
-    parameters={"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]},
+    parameters={
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+        "required": ["a", "b"],
+    },
 )
 
 

@@ -26,16 +26,25 @@ pytestmark = pytest.mark.llama
 CALCULATE = ToolSpec(
     name="math.calculate",
     description="Evaluate an arithmetic expression exactly.",
-    parameters={"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"],
-                "additionalProperties": False},
+    parameters={
+        "type": "object",
+        "properties": {"expression": {"type": "string"}},
+        "required": ["expression"],
+        "additionalProperties": False,
+    },
     examples=[{"task": "What is 2**10?", "arguments": {"expression": "2**10"}}],
 )
 WEATHER = ToolSpec(
     name="weather.forecast",
     description="The weather forecast for a city.",
-    parameters={"type": "object", "properties": {"city": {"type": "string", "maxLength": 16},
-                                                 "days": {"type": "integer", "minimum": 1, "maximum": 7}},
-                "required": ["city"]},
+    parameters={
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "maxLength": 16},
+            "days": {"type": "integer", "minimum": 1, "maximum": 7},
+        },
+        "required": ["city"],
+    },
 )
 
 
@@ -90,11 +99,14 @@ def test_the_default_runs_as_q8_0_reencoded_once_from_the_shipped_q4_1(monkeypat
         resolve_model("llamacpp", "default")
 
 
-@pytest.mark.parametrize("kind,target,words", [
-    ("llamacpp", "nosuchmodel", "unknown model"),
-    ("llamacpp", "/nowhere/x.gguf", "not found"),
-    ("hf", "just-a-name", "hf:OWNER/REPO/FILE.gguf"),
-])
+@pytest.mark.parametrize(
+    "kind,target,words",
+    [
+        ("llamacpp", "nosuchmodel", "unknown model"),
+        ("llamacpp", "/nowhere/x.gguf", "not found"),
+        ("hf", "just-a-name", "hf:OWNER/REPO/FILE.gguf"),
+    ],
+)
 def test_bad_model_strings_say_what_is_wrong(kind, target, words):
     with pytest.raises(BackendError, match=words):
         resolve_model(kind, target)
@@ -131,12 +143,16 @@ def test_argument_strings_are_bounded_at_one_character_per_token_of_the_budget(b
 
 
 def test_sanitize_maps_bfcl_types_and_drops_what_the_converter_chokes_on():
-    schema = {"type": "dict", "properties": {
-        "x": {"type": "float", "description": "d"},
-        "t": {"type": "tuple", "items": {"type": "string", "pattern": "^[a-z]+$", "format": "uri"}},
-        "a": {"type": "any"},
-        "s": {"type": "string", "maxLength": 10000},
-    }, "required": ["x", "missing"]}
+    schema = {
+        "type": "dict",
+        "properties": {
+            "x": {"type": "float", "description": "d"},
+            "t": {"type": "tuple", "items": {"type": "string", "pattern": "^[a-z]+$", "format": "uri"}},
+            "a": {"type": "any"},
+            "s": {"type": "string", "maxLength": 10000},
+        },
+        "required": ["x", "missing"],
+    }
     clean = sanitize_schema(schema)
     assert clean["type"] == "object" and clean["required"] == ["x"]
     assert clean["properties"]["x"] == {"type": "number"}
@@ -170,32 +186,65 @@ def test_two_stage_tool_call_is_parsed_and_validated(backend):
 
 
 def test_tool_choice_none_gives_text_and_a_named_choice_forces_the_tool(backend):
-    r = ask(backend, LLMRequest(messages=user("What is 2 + 2?"), tools=[CALCULATE], tool_choice="none",
-                                sampling=Sampling(max_tokens=48)))
+    r = ask(
+        backend,
+        LLMRequest(
+            messages=user("What is 2 + 2?"), tools=[CALCULATE], tool_choice="none", sampling=Sampling(max_tokens=48)
+        ),
+    )
     assert r.tool_calls == [] and isinstance(r.text, str)
     # numeric bounds (days <= 7) are not enforced by the grammar (the sanitiser drops them; an
     # out-of-range value comes back as a parse_error to fix), so this check of tool forcing uses
     # the forecast schema without them
-    unbounded = WEATHER.model_copy(update={"parameters": {**WEATHER.parameters, "properties": {
-        "city": WEATHER.parameters["properties"]["city"], "days": {"type": "integer"}}}})
-    r = ask(backend, LLMRequest(messages=user("Will it rain in Oslo?"), tools=[CALCULATE, unbounded],
-                                tool_choice="weather.forecast"))
+    unbounded = WEATHER.model_copy(
+        update={
+            "parameters": {
+                **WEATHER.parameters,
+                "properties": {"city": WEATHER.parameters["properties"]["city"], "days": {"type": "integer"}},
+            }
+        }
+    )
+    r = ask(
+        backend,
+        LLMRequest(
+            messages=user("Will it rain in Oslo?"), tools=[CALCULATE, unbounded], tool_choice="weather.forecast"
+        ),
+    )
     assert [c.name for c in r.tool_calls] == ["weather.forecast"], r.parse_error
     jsonschema.validate(r.tool_calls[0].arguments, unbounded.parameters)
 
 
 def test_answer_max_tokens_caps_the_words_and_zero_stops_at_the_choice(backend):
     question = user("Write a long poem about the sea.")
-    long = ask(backend, LLMRequest(messages=question, tools=[CALCULATE], tool_choice="none", sampling=Sampling(max_tokens=200)))
-    capped = ask(backend, LLMRequest(messages=question, tools=[CALCULATE], tool_choice="none",
-                                     sampling=Sampling(max_tokens=200, answer_max_tokens=24)))
+    long = ask(
+        backend, LLMRequest(messages=question, tools=[CALCULATE], tool_choice="none", sampling=Sampling(max_tokens=200))
+    )
+    capped = ask(
+        backend,
+        LLMRequest(
+            messages=question,
+            tools=[CALCULATE],
+            tool_choice="none",
+            sampling=Sampling(max_tokens=200, answer_max_tokens=24),
+        ),
+    )
     assert capped.parse_error is None and 0 < capped.usage.completion_tokens <= 24 < long.usage.completion_tokens
     assert 0 < len(capped.text) < len(long.text)  # cut by the grammar's bound: closed, not broken off
-    none = ask(backend, LLMRequest(messages=question, tools=[CALCULATE], sampling=Sampling(max_tokens=200, answer_max_tokens=0)))
+    none = ask(
+        backend,
+        LLMRequest(messages=question, tools=[CALCULATE], sampling=Sampling(max_tokens=200, answer_max_tokens=0)),
+    )
     if not none.tool_calls:  # the model chose to answer: nothing is decoded after the choice
         assert none.text == "" and none.parse_error is None and none.usage.completion_tokens <= 12  # `final_answer"`
-    forced = ask(backend, LLMRequest(messages=question, tools=[CALCULATE], tool_choice="none",
-                                     sampling=Sampling(max_tokens=200, answer_max_tokens=0)))
+    forced = ask(
+        backend,
+        LLMRequest(
+            messages=question,
+            tools=[CALCULATE],
+            tool_choice="none",
+            sampling=Sampling(max_tokens=200, answer_max_tokens=0),
+        ),
+    )
     assert forced.text == "" and forced.tool_calls == [] and forced.parse_error is None
 
 
@@ -224,8 +273,10 @@ def test_shared_prefix_is_reused_across_steps(backend):
     req = LLMRequest(messages=user("What is 3 * 3?"), tools=[CALCULATE, WEATHER])
     first = ask(backend, req)
     step2 = req.model_copy(deep=True)
-    step2.messages += [Message(role="assistant", tool_calls=first.tool_calls),
-                       Message(role="tool", content="<tool_output>9</tool_output>", name="math.calculate")]
+    step2.messages += [
+        Message(role="assistant", tool_calls=first.tool_calls),
+        Message(role="tool", content="<tool_output>9</tool_output>", name="math.calculate"),
+    ]
     second = ask(backend, step2)
     system_tokens = len(backend.prompt_tokens(LLMRequest(messages=user("")), with_tools=False))
     assert second.usage.cached_tokens >= first.usage.prompt_tokens - 8 > system_tokens
@@ -235,39 +286,78 @@ def test_shared_prefix_is_reused_across_steps(backend):
 
 SCHEMAS = [
     {"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]},
-    {"type": "object", "properties": {"ok": {"type": "boolean"}, "level": {"enum": ["low", "mid", "high"]}},
-     "required": ["ok", "level"]},
-    {"type": "object", "properties": {"steps": {"type": "array", "items": {"type": "object", "properties": {
-        "id": {"type": "integer"}, "tool": {"enum": ["math.calculate", "search.web"]}}, "required": ["id", "tool"]},
-        "minItems": 1, "maxItems": 3}}, "required": ["steps"]},
-    {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12}, "x": {"type": "number"}},
-     "required": ["name", "x"], "additionalProperties": False},
+    {
+        "type": "object",
+        "properties": {"ok": {"type": "boolean"}, "level": {"enum": ["low", "mid", "high"]}},
+        "required": ["ok", "level"],
+    },
+    {
+        "type": "object",
+        "properties": {
+            "steps": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"id": {"type": "integer"}, "tool": {"enum": ["math.calculate", "search.web"]}},
+                    "required": ["id", "tool"],
+                },
+                "minItems": 1,
+                "maxItems": 3,
+            }
+        },
+        "required": ["steps"],
+    },
+    {
+        "type": "object",
+        "properties": {"name": {"type": "string", "maxLength": 12}, "x": {"type": "number"}},
+        "required": ["name", "x"],
+        "additionalProperties": False,
+    },
 ]
 
 
 @pytest.mark.parametrize("schema", SCHEMAS)
 def test_json_schema_constraint_always_parses_and_validates(backend, schema):
-    r = ask(backend, LLMRequest(messages=user("Reply with JSON for a plan to compute 2+2.", system=""),
-                                constraint=Constraint(kind="json_schema", json_schema=schema),
-                                sampling=Sampling(max_tokens=160)))
+    r = ask(
+        backend,
+        LLMRequest(
+            messages=user("Reply with JSON for a plan to compute 2+2.", system=""),
+            constraint=Constraint(kind="json_schema", json_schema=schema),
+            sampling=Sampling(max_tokens=160),
+        ),
+    )
     assert r.finish_reason == "stop", r
     jsonschema.validate(json.loads(r.text), schema)
 
 
 def test_choice_and_grammar_constraints(backend):
-    r = ask(backend, LLMRequest(messages=user("Is Paris in France? yes or no", system=""),
-                                constraint=Constraint(kind="choice", choices=["yes", "no", "not sure"])))
+    r = ask(
+        backend,
+        LLMRequest(
+            messages=user("Is Paris in France? yes or no", system=""),
+            constraint=Constraint(kind="choice", choices=["yes", "no", "not sure"]),
+        ),
+    )
     assert r.text in ("yes", "no", "not sure")
-    r = ask(backend, LLMRequest(messages=user("Count to three.", system=""),
-                                constraint=Constraint(kind="grammar", grammar='root ::= [0-9] ("," [0-9]){2}')))
+    r = ask(
+        backend,
+        LLMRequest(
+            messages=user("Count to three.", system=""),
+            constraint=Constraint(kind="grammar", grammar='root ::= [0-9] ("," [0-9]){2}'),
+        ),
+    )
     assert len(r.text.split(",")) == 3
-    r = ask(backend, LLMRequest(messages=user("x", system=""), constraint=Constraint(kind="grammar", grammar="root ::= (")))
+    r = ask(
+        backend, LLMRequest(messages=user("x", system=""), constraint=Constraint(kind="grammar", grammar="root ::= ("))
+    )
     assert r.finish_reason == "error" and "grammar" in r.parse_error
 
 
 def test_score_prefers_the_likelier_continuation(backend):
     req = LLMRequest(messages=user("What is the capital of France?", system="Answer briefly."))
-    right, wrong = asyncio.run(backend.score(req, ["The capital of France is Paris.", "The capital of France is Banana."]))
+    right, wrong = asyncio.run(
+        backend.score(req, ["The capital of France is Paris.", "The capital of France is Banana."])
+    )
     assert right > wrong and right < 0
 
 
@@ -307,7 +397,10 @@ def test_toolkit_run_with_no_model_calls_the_math_tool(tmp_path):
     env.pop("TOOLKIT_MODEL", None)
     proc = subprocess.run(
         [sys.executable, "-m", "toolkit", "run", "What is 12 * (7 + 5)?", "--json", "--max-steps", "3"],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)

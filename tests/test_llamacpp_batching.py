@@ -18,7 +18,8 @@ pytestmark = pytest.mark.llama
 SYSTEM = "You are a careful assistant. Answer in one short sentence. " * 4
 TASKS = ["Name a fruit.", "What colour is the sky?", "Say hi to Bob.", "Name a planet."]
 CALCULATE = ToolSpec(
-    name="math.calculate", description="Evaluate an arithmetic expression exactly.",
+    name="math.calculate",
+    description="Evaluate an arithmetic expression exactly.",
     parameters={"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]},
 )
 
@@ -31,8 +32,11 @@ def engine_backend():
 
 
 def request(task: str, max_tokens: int = 20, tools: list[ToolSpec] | None = None) -> LLMRequest:
-    return LLMRequest(messages=[Message(role="system", content=SYSTEM), Message(role="user", content=task)],
-                      tools=tools or [], sampling=Sampling(max_tokens=max_tokens))
+    return LLMRequest(
+        messages=[Message(role="system", content=SYSTEM), Message(role="user", content=task)],
+        tools=tools or [],
+        sampling=Sampling(max_tokens=max_tokens),
+    )
 
 
 def run(backend: LlamaCppBackend, requests: list[LLMRequest], batching: bool):
@@ -74,7 +78,9 @@ def test_batched_tool_calls_equal_serial(engine_backend):
 def test_shared_prefix_is_evaluated_once_and_copied(engine_backend):
     requests = [request(t, max_tokens=4) for t in TASKS]
     results = run(engine_backend, requests, batching=True)
-    shared = len(engine_backend.prompt_tokens(LLMRequest(messages=[Message(role="system", content=SYSTEM)]), with_tools=False))
+    shared = len(
+        engine_backend.prompt_tokens(LLMRequest(messages=[Message(role="system", content=SYSTEM)]), with_tools=False)
+    )
     copied = [r.usage.cached_tokens for r in results]
     assert sorted(copied)[0] == 0  # the first evaluates it ...
     assert sum(c >= shared - 12 for c in copied) >= len(TASKS) - 1  # ... the others copy its KV

@@ -11,10 +11,16 @@ BOOK = ToolSpec(
     parameters={
         "type": "object",
         "properties": {
-            "who": {"type": "object", "description": "The traveller.",
-                    "properties": {"name": {"type": "string", "description": "Full name."}, "age": {"type": "integer"}},
-                    "required": ["name"]},
-            "legs": {"type": "array", "items": {"type": "object", "properties": {"to": {"type": "string", "description": "City."}}}},
+            "who": {
+                "type": "object",
+                "description": "The traveller.",
+                "properties": {"name": {"type": "string", "description": "Full name."}, "age": {"type": "integer"}},
+                "required": ["name"],
+            },
+            "legs": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"to": {"type": "string", "description": "City."}}},
+            },
             "cabin": {"type": "string", "enum": ["eco", "biz"], "default": "eco"},
             "nights": {"type": ["integer", "null"]},
         },
@@ -25,8 +31,10 @@ BOOK = ToolSpec(
 
 def test_a_tool_is_one_signature_line_with_types_optionality_enums_and_defaults():
     block = tool_block([BOOK], "")
-    assert ('- trip.book(who: {name: string, age?: integer}, legs?: array of {to?: string}, '
-            'cabin?: "eco" | "biz" = "eco", nights?: integer | null): Book a trip.') in block.splitlines()
+    assert (
+        "- trip.book(who: {name: string, age?: integer}, legs?: array of {to?: string}, "
+        'cabin?: "eco" | "biz" = "eco", nights?: integer | null): Book a trip.'
+    ) in block.splitlines()
 
 
 def test_parameter_descriptions_follow_with_dotted_paths_into_objects_and_arrays():

@@ -9,9 +9,15 @@ from hypothesis import strategies as st
 from toolkit.manifest import Manifest, ManifestError, parse_manifest, read_document
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20))
-json_like = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
+json_like = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
 
-field_names = st.sampled_from(["name", "version", "description", "binding", "auth", "requires", "settings", "actions", "extra"])
+field_names = st.sampled_from(
+    ["name", "version", "description", "binding", "auth", "requires", "settings", "actions", "extra"]
+)
 action = st.fixed_dictionaries(
     {},
     optional={
@@ -20,12 +26,17 @@ action = st.fixed_dictionaries(
         "input_schema": st.one_of(json_like, st.fixed_dictionaries({"type": st.sampled_from(["object", "strin", 3])})),
         "timeout_s": st.one_of(st.floats(), st.integers(), st.text(max_size=3)),
         "annotations": st.one_of(json_like, st.fixed_dictionaries({"read_only": scalars})),
-        "examples": st.one_of(json_like, st.lists(st.fixed_dictionaries({"task": scalars, "arguments": json_like}), max_size=2)),
+        "examples": st.one_of(
+            json_like, st.lists(st.fixed_dictionaries({"task": scalars, "arguments": json_like}), max_size=2)
+        ),
     },
 )
 binding = st.one_of(
     json_like,
-    st.fixed_dictionaries({"type": st.sampled_from(["python", "http", "openapi", "mcp", "ftp", 1])}, optional={"module": scalars, "base_url": scalars, "spec": scalars, "command": json_like, "url": scalars}),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["python", "http", "openapi", "mcp", "ftp", 1])},
+        optional={"module": scalars, "base_url": scalars, "spec": scalars, "command": json_like, "url": scalars},
+    ),
 )
 manifest_like = st.fixed_dictionaries(
     {},

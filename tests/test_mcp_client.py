@@ -13,10 +13,10 @@ import yaml
 pytest.importorskip("mcp")
 
 from tests.mcp_servers import ECHO_SERVER, echo_http_server, free_port, stop  # noqa: E402
+from toolkit.models.scripted import ScriptedBackend  # noqa: E402
 from toolkit.registry import ToolRegistry  # noqa: E402
 from toolkit.runtime.agent import Agent  # noqa: E402
 from toolkit.runtime.executor import Executor  # noqa: E402
-from toolkit.models.scripted import ScriptedBackend  # noqa: E402
 from toolkit.types import ErrorCode, ToolCall  # noqa: E402
 
 
@@ -35,7 +35,11 @@ def load(folder: Path) -> ToolRegistry:
 def stdio_registry(tmp_path_factory, monkeypatch_module):
     monkeypatch_module.setenv("TOOLKIT_MCP_SECRET", "s3cret")
     folder = tmp_path_factory.mktemp("mcp_stdio")
-    write_manifest(folder, "echo_mcp", {"type": "mcp", "command": ["python", str(ECHO_SERVER)], "env": {"ECHO_SECRET": "${TOOLKIT_MCP_SECRET}"}})
+    write_manifest(
+        folder,
+        "echo_mcp",
+        {"type": "mcp", "command": ["python", str(ECHO_SERVER)], "env": {"ECHO_SECRET": "${TOOLKIT_MCP_SECRET}"}},
+    )
     return load(folder)
 
 
@@ -129,10 +133,22 @@ async def test_timeout_cancels_the_call_and_the_session_survives(tmp_path):
         "slow_mcp",
         {"type": "mcp", "command": [sys.executable, str(ECHO_SERVER)]},
         actions=[
-            {"name": "sleep", "description": "Sleep.", "timeout_s": 0.5,
-             "input_schema": {"type": "object", "properties": {"seconds": {"type": "number"}}, "required": ["seconds"]}},
-            {"name": "env_get", "function": "env.get", "description": "Read a variable.",
-             "input_schema": {"type": "object", "properties": {"name": {"type": "string"}}}},
+            {
+                "name": "sleep",
+                "description": "Sleep.",
+                "timeout_s": 0.5,
+                "input_schema": {
+                    "type": "object",
+                    "properties": {"seconds": {"type": "number"}},
+                    "required": ["seconds"],
+                },
+            },
+            {
+                "name": "env_get",
+                "function": "env.get",
+                "description": "Read a variable.",
+                "input_schema": {"type": "object", "properties": {"name": {"type": "string"}}},
+            },
         ],
     )
     registry = load(tmp_path)
@@ -156,9 +172,18 @@ def test_broken_servers_are_unavailable_with_a_reason(tmp_path):
     write_manifest(tmp_path, "missing", {"type": "mcp", "command": ["/nonexistent/mcp-server"]})
     crash = "import sys; sys.stderr.write('kaboom: no config\\n'); sys.exit(3)"
     write_manifest(tmp_path, "crashing", {"type": "mcp", "command": [sys.executable, "-c", crash]})
-    write_manifest(tmp_path, "unreachable", {"type": "mcp", "url": f"http://127.0.0.1:{free_port()}/mcp"}, settings={"connect_timeout_s": 10})
-    write_manifest(tmp_path, "undeclared", {"type": "mcp", "command": [sys.executable, str(ECHO_SERVER)]},
-                   actions=[{"name": "nope", "description": "Not on the server."}])
+    write_manifest(
+        tmp_path,
+        "unreachable",
+        {"type": "mcp", "url": f"http://127.0.0.1:{free_port()}/mcp"},
+        settings={"connect_timeout_s": 10},
+    )
+    write_manifest(
+        tmp_path,
+        "undeclared",
+        {"type": "mcp", "command": [sys.executable, str(ECHO_SERVER)]},
+        actions=[{"name": "nope", "description": "Not on the server."}],
+    )
     registry = load(tmp_path)
     reasons = {name: tool.reason for name, tool in registry.tools.items()}
     assert not any(t.available for t in registry.tools.values())
@@ -178,7 +203,9 @@ async def test_streamable_http_discovery_and_parallel_calls(http_server, tmp_pat
     assert {"echo", "add", "env_get"} <= {a.name for a in tool.manifest.actions}
     executor = Executor(registry)
     try:
-        sums = await executor.execute_many([ToolCall(name="echo_http.add", arguments={"a": i, "b": 100}) for i in range(4)])
+        sums = await executor.execute_many(
+            [ToolCall(name="echo_http.add", arguments={"a": i, "b": 100}) for i in range(4)]
+        )
         assert [o.content for o in sums] == [{"sum": 100}, {"sum": 101}, {"sum": 102}, {"sum": 103}]
         fail = await executor.execute(ToolCall(name="echo_http.fail", arguments={"reason": "over http"}))
         assert fail.error == ErrorCode.tool_error and "over http" in fail.message
@@ -187,10 +214,12 @@ async def test_streamable_http_discovery_and_parallel_calls(http_server, tmp_pat
 
 
 def test_agent_uses_an_mcp_tool_end_to_end(stdio_registry):
-    backend = ScriptedBackend([
-        {"tool_calls": [{"name": "echo_mcp.add", "arguments": {"a": 19, "b": 23}}]},
-        {"text": "19 + 23 = 42"},
-    ])
+    backend = ScriptedBackend(
+        [
+            {"tool_calls": [{"name": "echo_mcp.add", "arguments": {"a": 19, "b": 23}}]},
+            {"text": "19 + 23 = 42"},
+        ]
+    )
     agent = Agent(model=backend, tools=stdio_registry, tool_names=["echo_mcp"])
     result = agent.run("What is 19 + 23?")
     assert result.status == "ok" and result.answer == "19 + 23 = 42"

@@ -66,7 +66,9 @@ async def test_stdio_server_lists_and_calls_tools(isolated_home):
 def http_serve(tmp_path_factory):
     port = free_port()
     env = {**os.environ, **server_env(tmp_path_factory.mktemp("serve_home"))}
-    command = serve_command("--transport", "http", "--port", str(port), "--separator", "__", "--approve", "deny", "--tools", "echo")
+    command = serve_command(
+        "--transport", "http", "--port", str(port), "--separator", "__", "--approve", "deny", "--tools", "echo"
+    )
     process = start_http_server(command, port, env=env, cwd=str(REPO))
     yield f"http://127.0.0.1:{port}/mcp"
     stop(process)
@@ -87,9 +89,15 @@ async def test_http_server_with_underscore_names_and_deny_policy(http_serve):
 
 async def test_round_trip_through_our_client_binding(http_serve, tmp_path):
     """Our MCP server, consumed by our MCP client binding: a manifest of a manifest."""
-    (tmp_path / "remote.yaml").write_text(yaml.safe_dump(
-        {"name": "remote", "description": "The echo tools, over MCP.", "binding": {"type": "mcp", "url": http_serve}}
-    ))
+    (tmp_path / "remote.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "remote",
+                "description": "The echo tools, over MCP.",
+                "binding": {"type": "mcp", "url": http_serve},
+            }
+        )
+    )
     registry = ToolRegistry.default([tmp_path], builtin=False, entry_points=False)
     remote = registry.tools["remote"]
     assert remote.available, remote.reason

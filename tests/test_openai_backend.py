@@ -24,7 +24,11 @@ CALC = ToolSpec(
 ADD = ToolSpec(  # integer arguments: the server's grammar makes even this tiny model close its JSON
     name="math.add",
     description="Add two integers.",
-    parameters={"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]},
+    parameters={
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+        "required": ["a", "b"],
+    },
 )
 CITY = {
     "type": "object",
@@ -96,7 +100,9 @@ async def test_tool_call(proxy):
 
 async def test_structured_output_json_schema(proxy):
     backend = backend_for(proxy.url)  # server="openai": response_format json_schema first
-    request = ask("Name a city and its population.", max_tokens=40, constraint=Constraint(kind="json_schema", json_schema=CITY))
+    request = ask(
+        "Name a city and its population.", max_tokens=40, constraint=Constraint(kind="json_schema", json_schema=CITY)
+    )
     first = await backend.generate(request)
     second = await backend.generate(request)
     await backend.aclose()

@@ -8,8 +8,18 @@ from toolkit.models.parsing import parse_model_output, parse_native_calls
 from toolkit.types import ToolSpec
 
 TOOLS = [
-    ToolSpec(name="math.calculate", parameters={"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}),
-    ToolSpec(name="search.web", parameters={"type": "object", "properties": {"query": {"type": "string"}, "k": {"type": "integer"}}, "required": ["query"]}),
+    ToolSpec(
+        name="math.calculate",
+        parameters={"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]},
+    ),
+    ToolSpec(
+        name="search.web",
+        parameters={
+            "type": "object",
+            "properties": {"query": {"type": "string"}, "k": {"type": "integer"}},
+            "required": ["query"],
+        },
+    ),
 ]
 
 
@@ -17,15 +27,32 @@ TOOLS = [
     "output, expected",
     [
         ('{"name": "math.calculate", "arguments": {"expression": "2+2"}}', [("math.calculate", {"expression": "2+2"})]),
-        ('{"tool": "math__calculate", "args": "{\\"expression\\": \\"3\\"}"}', [("math.calculate", {"expression": "3"})]),
-        ('{"type": "function", "function": {"name": "search__web", "arguments": "{\\"query\\": \\"q\\"}"}}', [("search.web", {"query": "q"})]),
-        ('<tool_call>\n{"name": "calculate", "arguments": {"expression": "1"}}\n</tool_call>\n<tool_call>{"name": "search.web", "arguments": {"query": "a"}}</tool_call>',
-         [("math.calculate", {"expression": "1"}), ("search.web", {"query": "a"})]),
-        ('Let me compute.\n```json\n[{"name": "math.calculate", "arguments": {"expression": "7*6"}}]\n```', [("math.calculate", {"expression": "7*6"})]),
-        ('{"tool_calls": [{"name": "search.web", "arguments": {"query": "x", "k": 2}}]}', [("search.web", {"query": "x", "k": 2})]),
+        (
+            '{"tool": "math__calculate", "args": "{\\"expression\\": \\"3\\"}"}',
+            [("math.calculate", {"expression": "3"})],
+        ),
+        (
+            '{"type": "function", "function": {"name": "search__web", "arguments": "{\\"query\\": \\"q\\"}"}}',
+            [("search.web", {"query": "q"})],
+        ),
+        (
+            '<tool_call>\n{"name": "calculate", "arguments": {"expression": "1"}}\n</tool_call>\n<tool_call>{"name": "search.web", "arguments": {"query": "a"}}</tool_call>',
+            [("math.calculate", {"expression": "1"}), ("search.web", {"query": "a"})],
+        ),
+        (
+            'Let me compute.\n```json\n[{"name": "math.calculate", "arguments": {"expression": "7*6"}}]\n```',
+            [("math.calculate", {"expression": "7*6"})],
+        ),
+        (
+            '{"tool_calls": [{"name": "search.web", "arguments": {"query": "x", "k": 2}}]}',
+            [("search.web", {"query": "x", "k": 2})],
+        ),
         ('[TOOL_CALLS] [{"name": "search.web", "arguments": {"query": "m"}}]', [("search.web", {"query": "m"})]),
         ('<function=search.web>{"query": "z"}</function>', [("search.web", {"query": "z"})]),
-        ('{"name": "math.calculate", "arguments": "2*3"}', [("math.calculate", {"expression": "2*3"})]),  # bare string, one param
+        (
+            '{"name": "math.calculate", "arguments": "2*3"}',
+            [("math.calculate", {"expression": "2*3"})],
+        ),  # bare string, one param
     ],
 )
 def test_calls_are_recognised_in_every_shape(output, expected):
@@ -35,7 +62,9 @@ def test_calls_are_recognised_in_every_shape(output, expected):
 
 
 def test_thought_around_a_call_is_kept_as_text():
-    parsed = parse_model_output('Let me compute.\n```json\n{"name": "math.calculate", "arguments": {"expression": "1"}}\n```', TOOLS)
+    parsed = parse_model_output(
+        'Let me compute.\n```json\n{"name": "math.calculate", "arguments": {"expression": "1"}}\n```', TOOLS
+    )
     assert parsed.text == "Let me compute."
 
 
@@ -60,7 +89,9 @@ def test_bad_calls_become_a_parse_error_with_the_reason(output, fragment):
 
 
 def test_one_bad_call_in_a_batch_rejects_the_batch():
-    parsed = parse_model_output('[{"name": "math.calculate", "arguments": {"expression": "1"}}, {"name": "nope", "arguments": {}}]', TOOLS)
+    parsed = parse_model_output(
+        '[{"name": "math.calculate", "arguments": {"expression": "1"}}, {"name": "nope", "arguments": {}}]', TOOLS
+    )
     assert not parsed.calls and "unknown tool 'nope'" in parsed.error
 
 
@@ -93,8 +124,14 @@ def test_lone_surrogates_are_replaced_so_output_serialises():
 
 def test_native_calls_keep_ids_and_map_names_back():
     parsed = parse_native_calls(
-        [{"id": "call_1", "type": "function", "function": {"name": "math__calculate", "arguments": '{"expression": "5"}'}},
-         {"name": "search.web", "args": {"query": "q"}, "id": "lc_2"}],
+        [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "math__calculate", "arguments": '{"expression": "5"}'},
+            },
+            {"name": "search.web", "args": {"query": "q"}, "id": "lc_2"},
+        ],
         TOOLS,
     )
     assert [(c.id, c.name) for c in parsed.calls] == [("call_1", "math.calculate"), ("lc_2", "search.web")]

@@ -34,10 +34,29 @@ TOOLS = [
 SCHEMAS = {t.name: Draft202012Validator(t.parameters) for t in TOOLS}
 
 any_char = st.characters(codec=None, exclude_categories=())  # lone surrogates included
-names = st.sampled_from(
-    ["math.calculate", "math__calculate", "calculate", "search.web", "search__web", "web", "clock", "CLOCK",
-     "final_answer", "weather", "", " ", "math.calculate.x"]
-) | st.text(any_char, max_size=12) | st.integers() | st.none() | st.floats()
+names = (
+    st.sampled_from(
+        [
+            "math.calculate",
+            "math__calculate",
+            "calculate",
+            "search.web",
+            "search__web",
+            "web",
+            "clock",
+            "CLOCK",
+            "final_answer",
+            "weather",
+            "",
+            " ",
+            "math.calculate.x",
+        ]
+    )
+    | st.text(any_char, max_size=12)
+    | st.integers()
+    | st.none()
+    | st.floats()
+)
 huge_number = st.integers(min_value=4000, max_value=6000).map(lambda n: "9" * n)
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(any_char, max_size=20)
 json_values = st.recursive(
@@ -69,10 +88,16 @@ def call_objects(draw) -> object:
 
 
 good_calls = st.one_of(
-    st.builds(lambda n, e: {"name": n, "arguments": {"expression": e}},
-              st.sampled_from(["math.calculate", "math__calculate", "calculate"]), st.text(any_char, max_size=20)),
-    st.builds(lambda q, k: {"tool": "search.web", "args": json.dumps({"query": q, "k": k})},
-              st.text(min_size=1, max_size=10), st.integers(1, 10**6)),
+    st.builds(
+        lambda n, e: {"name": n, "arguments": {"expression": e}},
+        st.sampled_from(["math.calculate", "math__calculate", "calculate"]),
+        st.text(any_char, max_size=20),
+    ),
+    st.builds(
+        lambda q, k: {"tool": "search.web", "args": json.dumps({"query": q, "k": k})},
+        st.text(min_size=1, max_size=10),
+        st.integers(1, 10**6),
+    ),
     st.just({"type": "function", "function": {"name": "clock", "arguments": "{}"}}),
 )
 
@@ -91,8 +116,20 @@ def call_texts(draw) -> str:
     body = dumps(objs if len(objs) > 1 or draw(st.booleans()) else objs[0], draw(st.booleans()))
     if draw(st.booleans()):
         body = body[: draw(st.integers(0, len(body)))]  # truncated, as at max_tokens
-    wrap = draw(st.sampled_from(["{}", "<tool_call>\n{}\n</tool_call>", "<tool_call>{}", "```json\n{}\n```",
-                                 "```\n{}", "[TOOL_CALLS] {}", "Thought: let me check.\n{}", "{} and more"]))
+    wrap = draw(
+        st.sampled_from(
+            [
+                "{}",
+                "<tool_call>\n{}\n</tool_call>",
+                "<tool_call>{}",
+                "```json\n{}\n```",
+                "```\n{}",
+                "[TOOL_CALLS] {}",
+                "Thought: let me check.\n{}",
+                "{} and more",
+            ]
+        )
+    )
     return wrap.replace("{}", body, 1)
 
 
@@ -108,8 +145,11 @@ adversarial = st.one_of(
     st.text(any_char, max_size=300),
     call_texts(),
     st.builds(nested, st.integers(1, 5000), st.sampled_from(["list", "dict", "args"])),
-    st.builds(lambda h, n: '{"name": "search.web", "arguments": {"query": "x", "k": ' + h + "}}" if n else h,
-              huge_number, st.booleans()),
+    st.builds(
+        lambda h, n: '{"name": "search.web", "arguments": {"query": "x", "k": ' + h + "}}" if n else h,
+        huge_number,
+        st.booleans(),
+    ),
     st.builds(dumps, json_values, st.booleans()),
     st.builds(lambda t: f"<tool_call>{t}</tool_call>", st.text(any_char, max_size=60)),
     st.builds(lambda t: f"<function={t}>", st.text(any_char, max_size=30)),
@@ -141,7 +181,10 @@ def test_any_model_output_becomes_calls_or_text(output: str, tool_choice: str) -
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
-@given(raw=st.lists(good_calls | call_objects() | json_values, max_size=4) | json_values, text=st.text(any_char, max_size=40))
+@given(
+    raw=st.lists(good_calls | call_objects() | json_values, max_size=4) | json_values,
+    text=st.text(any_char, max_size=40),
+)
 def test_any_structured_calls_become_calls_or_an_error(raw: object, text: str) -> None:
     parsed = parse_native_calls(raw, TOOLS, text=text)  # type: ignore[arg-type]
     check(parsed)
@@ -151,18 +194,30 @@ def test_any_structured_calls_become_calls_or_an_error(raw: object, text: str) -
 # what a server may send back: bodies and stream chunks of the right, almost-right and wrong shapes
 messages = st.fixed_dictionaries(
     {},
-    optional={"content": st.none() | st.text(any_char, max_size=80) | adversarial | json_values,
-              "tool_calls": st.lists(good_calls | call_objects() | json_values, max_size=3) | json_values,
-              "function_call": call_objects() | json_values},
+    optional={
+        "content": st.none() | st.text(any_char, max_size=80) | adversarial | json_values,
+        "tool_calls": st.lists(good_calls | call_objects() | json_values, max_size=3) | json_values,
+        "function_call": call_objects() | json_values,
+    },
 )
-bodies = st.fixed_dictionaries(
-    {},
-    optional={"choices": st.lists(st.fixed_dictionaries({}, optional={"message": messages | json_values,
-                                                                        "finish_reason": json_scalars}), max_size=2) | json_values,
-              "usage": st.dictionaries(st.sampled_from(["prompt_tokens", "completion_tokens", "prompt_tokens_details"]), json_values)
-              | json_values,
-              "timings": json_values},
-) | json_values
+bodies = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "choices": st.lists(
+                st.fixed_dictionaries({}, optional={"message": messages | json_values, "finish_reason": json_scalars}),
+                max_size=2,
+            )
+            | json_values,
+            "usage": st.dictionaries(
+                st.sampled_from(["prompt_tokens", "completion_tokens", "prompt_tokens_details"]), json_values
+            )
+            | json_values,
+            "timings": json_values,
+        },
+    )
+    | json_values
+)
 REQUEST = LLMRequest(messages=[Message(role="user", content="task")], tools=TOOLS)
 
 

@@ -11,12 +11,12 @@ import time
 import jsonschema
 import pytest
 
+from toolkit.models.scripted import ScriptedBackend
 from toolkit.planner.dag import DagPlanner, Plan, PlanStep, plan_json_schema, validate_plan
 from toolkit.planner.dag.parse import PlanStreamParser
 from toolkit.planner.dag.plan import ReferenceFailure, references, resolve
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.agent import Agent
-from toolkit.models.scripted import ScriptedBackend
 from toolkit.types import ToolSpec
 
 SPANS: dict[str, tuple[float, float]] = {}
@@ -105,8 +105,15 @@ def test_validate_plan_reports_every_kind_of_error():
 
 
 def test_plan_schema_accepts_a_plan_and_enumerates_the_tools():
-    tools = [ToolSpec(name="lookup", parameters={"type": "object", "properties": {"key": {"type": "string"}}, "required": ["key"]}),
-             ToolSpec(name="add", parameters={"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}})]
+    tools = [
+        ToolSpec(
+            name="lookup", parameters={"type": "object", "properties": {"key": {"type": "string"}}, "required": ["key"]}
+        ),
+        ToolSpec(
+            name="add",
+            parameters={"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}},
+        ),
+    ]
     good = {"steps": [step(1, "lookup", {"key": "k"}), step(2, "add", {"a": "$1.size", "b": 2}, [1])]}
     for typed in (True, False):
         schema = plan_json_schema(tools, typed_arguments=typed)
@@ -115,7 +122,9 @@ def test_plan_schema_accepts_a_plan_and_enumerates_the_tools():
             jsonschema.validate({"steps": [step(1, "other", {})]}, schema)
         with pytest.raises(jsonschema.ValidationError):  # ids are bounded, so a tiny model can't loop in one
             jsonschema.validate({"steps": [step(100, "lookup", {"key": "k"})]}, schema)
-    assert plan_json_schema(tools, typed_arguments=False)["properties"]["steps"]["items"]["properties"]["action"]["enum"] == ["lookup", "add"]
+    assert plan_json_schema(tools, typed_arguments=False)["properties"]["steps"]["items"]["properties"]["action"][
+        "enum"
+    ] == ["lookup", "add"]
     with pytest.raises(jsonschema.ValidationError):  # typed: an integer argument can't be free text
         jsonschema.validate({"steps": [step(1, "add", {"a": "two", "b": 1})]}, plan_json_schema(tools))
     assert "thought" in plan_json_schema(tools, thought=True)["required"]
@@ -125,13 +134,13 @@ def test_plan_schema_accepts_a_plan_and_enumerates_the_tools():
 
 
 def test_the_parser_yields_each_step_as_soon_as_it_closes():
-    text = plan_text(step(1, "echo", {"text": "a } tricky \" string ]"}), step(2, "add", {"a": 1, "b": 2}))
+    text = plan_text(step(1, "echo", {"text": 'a } tricky " string ]'}), step(2, "add", {"a": 1, "b": 2}))
     parser = PlanStreamParser()
     seen_at = []
     for i, ch in enumerate(text):
         for raw in parser.feed(ch):
             seen_at.append((i, raw["id"]))
-    first_end = text.index("}, {\"id\": 2")
+    first_end = text.index('}, {"id": 2')
     assert seen_at == [(first_end, 1), (len(text) - 3, 2)]
     thought, raws, error = parser.finish()
     assert thought == "t" and len(raws) == 2 and error is None
@@ -141,7 +150,11 @@ def test_the_parser_yields_each_step_as_soon_as_it_closes():
     "text, n, error",
     [
         ("```json\n[" + json.dumps(step(1, "echo", {"text": "x"})) + "]\n```", 1, None),
-        ('{"thought": "x", "steps": [' + json.dumps(step(1, "echo", {"text": "x"})) + ', {"id": 2, "act', 1, "incomplete"),
+        (
+            '{"thought": "x", "steps": [' + json.dumps(step(1, "echo", {"text": "x"})) + ', {"id": 2, "act',
+            1,
+            "incomplete",
+        ),
         ("I cannot plan this", 0, "not valid JSON"),
         ('{"thought": "no steps"}', 0, '"steps" list'),
     ],
@@ -251,7 +264,10 @@ def test_replans_are_bounded():
 
 
 def test_native_tool_calls_become_independent_steps():
-    script = [{"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 2}}, {"name": "echo", "arguments": {"text": "hi"}}]}, {"text": "3 and hi"}]
+    script = [
+        {"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 2}}, {"name": "echo", "arguments": {"text": "hi"}}]},
+        {"text": "3 and hi"},
+    ]
     result, _ = run(script)
     assert result.answer == "3 and hi"  # a plain-text joiner reply is the answer
     assert sorted(o.text for o in result.observations) == ["3", "hi"]
@@ -259,7 +275,9 @@ def test_native_tool_calls_become_independent_steps():
 
 def test_planner_choice_by_name_and_instance():
     for planner in ("dag", DagPlanner(max_replans=0)):
-        agent = Agent(model=ScriptedBackend([{"text": plan_text()}, answer("nothing to do")]), tools=registry(), planner=planner)
+        agent = Agent(
+            model=ScriptedBackend([{"text": plan_text()}, answer("nothing to do")]), tools=registry(), planner=planner
+        )
         assert agent.run("x").answer == "nothing to do"
 
 
@@ -285,7 +303,12 @@ def test_a_decision_cut_off_by_the_token_limit_keeps_its_content():
 
 
 def test_a_step_that_never_closes_is_cut_off_and_the_rest_of_the_plan_runs():
-    runaway = '{"steps": [' + json.dumps(step(1, "lookup", {"key": "a"})) + ', {"id": 2, "action": "echo", "arguments": {"text": "' + "la " * 400
+    runaway = (
+        '{"steps": ['
+        + json.dumps(step(1, "lookup", {"key": "a"}))
+        + ', {"id": 2, "action": "echo", "arguments": {"text": "'
+        + "la " * 400
+    )
     result, backend = run([{"text": runaway, "chunk_chars": 50}, answer("a")], options={"max_step_chars": 300})
     assert result.answer == "a" and list(SPANS) == ["a"]
     assert any(e.kind == "plan" and "ran past 300 characters" in (e.text or "") for e in result.trace)

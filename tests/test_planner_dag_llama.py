@@ -7,7 +7,11 @@ import asyncio
 
 import pytest
 
-pytestmark = [pytest.mark.llama, pytest.mark.slow, pytest.mark.timeout(1800)]  # ~1 min on an idle 2-core machine; much more on a busy one
+pytestmark = [
+    pytest.mark.llama,
+    pytest.mark.slow,
+    pytest.mark.timeout(1800),
+]  # ~1 min on an idle 2-core machine; much more on a busy one
 
 TASKS = [
     "What is 17 times 23?",
@@ -34,7 +38,12 @@ def embedded_model():
 def test_the_embedded_models_plans_parse_on_every_run(embedded_model):
     from toolkit.runtime.agent import Agent
 
-    agent = Agent(model=embedded_model, tool_names=["math.calculate"], planner="dag", planner_options={"max_replans": 0, "join_max_tokens": 96})
+    agent = Agent(
+        model=embedded_model,
+        tool_names=["math.calculate"],
+        planner="dag",
+        planner_options={"max_replans": 0, "join_max_tokens": 96},
+    )
 
     async def run_all():
         try:

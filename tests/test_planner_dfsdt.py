@@ -3,9 +3,9 @@ trace of nodes and backtracks (scripted backend in `sequence` mode: one reply pe
 
 from __future__ import annotations
 
+from toolkit.models.scripted import ScriptedBackend, ScriptFile
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.agent import Agent
-from toolkit.models.scripted import ScriptedBackend, ScriptFile
 
 
 def flaky_search(query: str) -> str:

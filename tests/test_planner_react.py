@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from toolkit.registry import ToolRegistry
-from toolkit.runtime.agent import Agent
 from toolkit.models.base import Capabilities
 from toolkit.models.scripted import ScriptedBackend
+from toolkit.registry import ToolRegistry
+from toolkit.runtime.agent import Agent
 from toolkit.types import LLMRequest
 
 SPANS: list[tuple[str, float, float]] = []
@@ -61,17 +61,20 @@ def test_a_parallel_batch_runs_concurrently_and_is_traced():
 
 def test_serial_mode_runs_one_call_per_turn():
     calls = [{"name": "lookup", "arguments": {"key": k}} for k in "ab"]
-    result, _ = Agent(
-        model=ScriptedBackend([{"tool_calls": calls}, {"text": "done"}]),
-        tools=registry(),
-        planner_options={"parallel_calls": False},
-    ).run("x"), None
+    result, _ = (
+        Agent(
+            model=ScriptedBackend([{"tool_calls": calls}, {"text": "done"}]),
+            tools=registry(),
+            planner_options={"parallel_calls": False},
+        ).run("x"),
+        None,
+    )
     assert [c.arguments["key"] for c in result.calls] == ["a"]
 
 
 def test_a_malformed_output_becomes_an_observation_the_model_fixes():
     script = [
-        {"text": "{\"name\": \"add\", \"argu", "parse_error": "unterminated JSON"},
+        {"text": '{"name": "add", "argu', "parse_error": "unterminated JSON"},
         {"tool_calls": [{"name": "add", "arguments": {"a": 2, "b": 3}}]},
         {"text": "5"},
     ]
@@ -85,7 +88,11 @@ def test_a_malformed_output_becomes_an_observation_the_model_fixes():
 
 
 def test_invalid_arguments_come_back_as_an_observation():
-    script = [{"tool_calls": [{"name": "add", "arguments": {"a": "two"}}]}, {"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 1}}]}, {"text": "2"}]
+    script = [
+        {"tool_calls": [{"name": "add", "arguments": {"a": "two"}}]},
+        {"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 1}}]},
+        {"text": "2"},
+    ]
     result, _ = run(script)
     assert result.answer == "2"
     assert result.observations[0].error == "invalid_arguments"
@@ -122,7 +129,9 @@ def test_few_shot_examples_and_top_k_tools_reach_the_prompt():
     assert agent.run("what is 1 plus 1").answer == "42"
     request = backend.requests[0]
     assert [t.name for t in request.tools] == ["plus"]
-    assert 'Task: what is 40 plus 2\nCall: {"name": "plus", "arguments": {"a": 40, "b": 2}}' in request.messages[0].content
+    assert (
+        'Task: what is 40 plus 2\nCall: {"name": "plus", "arguments": {"a": 40, "b": 2}}' in request.messages[0].content
+    )
 
 
 class KeywordScoringBackend(ScriptedBackend):

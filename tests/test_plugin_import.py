@@ -6,14 +6,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tests.fixtures.plugin_server import serve
 from toolkit import ToolRegistry
 from toolkit.cli.main import app
 from toolkit.interop.plugin import PluginImportError, import_plugin
 from toolkit.manifest import load_manifest
 from toolkit.runtime.executor import Executor
 from toolkit.types import ErrorCode, ToolCall
-
-from tests.fixtures.plugin_server import serve
 
 
 @pytest.fixture(scope="module")

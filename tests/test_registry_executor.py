@@ -10,9 +10,9 @@ import yaml
 
 from toolkit import Agent, ToolRegistry, tool
 from toolkit.bindings import ToolContext
+from toolkit.models.scripted import ScriptedBackend
 from toolkit.registry import UnknownToolError
 from toolkit.runtime.executor import Executor
-from toolkit.models.scripted import ScriptedBackend
 from toolkit.types import ErrorCode, ToolCall
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -139,10 +139,16 @@ def test_missing_credentials_make_one_tool_unavailable_not_the_others(tmp_path):
 
 
 def test_missing_module_makes_a_tool_unavailable(tmp_path):
-    (tmp_path / "ghost.yaml").write_text(yaml.safe_dump({
-        "name": "ghost", "description": "x", "binding": {"type": "python", "module": "no_such_module_xyz"},
-        "actions": [{"name": "a", "description": "x"}],
-    }))
+    (tmp_path / "ghost.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "ghost",
+                "description": "x",
+                "binding": {"type": "python", "module": "no_such_module_xyz"},
+                "actions": [{"name": "a", "description": "x"}],
+            }
+        )
+    )
     reg = ToolRegistry()
     reg.load_folder(tmp_path)
     assert not reg.tools["ghost"].available and "no_such_module_xyz" in reg.tools["ghost"].reason
@@ -180,14 +186,20 @@ async def test_a_task_end_closes_its_session_and_the_agent_close_the_shared_stat
         """Keep something per task (a page) and something across tasks (a server connection)."""
         ctx.state.setdefault("__close__", lambda: closed.append(f"session {ctx.session_id}"))
         if "__close__" not in ctx.shared_state:
+
             async def close_shared() -> None:
                 closed.append("shared")
+
             ctx.shared_state["__close__"] = close_shared
         return "ok"
 
     reg = ToolRegistry()
     reg.add_function(visit)
-    script = [{"tool_calls": [{"name": "visit", "arguments": {}}]}, {"tool_calls": [{"name": "visit", "arguments": {}}]}, {"text": "done"}]
+    script = [
+        {"tool_calls": [{"name": "visit", "arguments": {}}]},
+        {"tool_calls": [{"name": "visit", "arguments": {}}]},
+        {"text": "done"},
+    ]
     agent = Agent(model=ScriptedBackend(script), tools=reg)
     for task_id in ("t1", "t2"):
         result = await agent.arun("visit twice", task_id)
@@ -202,14 +214,18 @@ async def test_a_failing_cleanup_is_logged_and_the_task_keeps_its_result(caplog)
 
     def leaky(ctx: ToolContext) -> str:
         """A tool whose cleanup fails."""
+
         def close() -> None:
             raise RuntimeError("socket already gone")
+
         ctx.state["__close__"] = close
         return "ok"
 
     reg = ToolRegistry()
     reg.add_function(leaky)
-    agent = Agent(model=ScriptedBackend([{"tool_calls": [{"name": "leaky", "arguments": {}}]}, {"text": "done"}]), tools=reg)
+    agent = Agent(
+        model=ScriptedBackend([{"tool_calls": [{"name": "leaky", "arguments": {}}]}, {"text": "done"}]), tools=reg
+    )
     result = await agent.arun("go", "t1")
     assert result.status == "ok" and result.answer == "done"
     assert "closing leaky's state of session t1 failed: RuntimeError: socket already gone" in caplog.text

@@ -14,8 +14,10 @@ def call(name: str, **arguments) -> ToolCall:
     return ToolCall(name=name, arguments=arguments)
 
 
-COUNTRY = [spec("country_info.largest_city", "Fetch the largest city of a country."),
-           spec("country_info.capital", "Fetch the capital city of a country.")]
+COUNTRY = [
+    spec("country_info.largest_city", "Fetch the largest city of a country."),
+    spec("country_info.capital", "Fetch the capital city of a country."),
+]
 
 
 def test_a_request_sharing_two_words_with_a_tool_name_names_it():
@@ -52,7 +54,10 @@ def test_values_count_as_in_the_request_only_when_written_there():
 
 def test_a_later_call_with_no_new_value_and_no_name_the_request_says_is_dropped():
     said = "Calculate the area of a triangle, given the lengths of its three sides: 3, 4, and 5."
-    calls = [call("math.triangle_area_heron", side1=3, side2=4, side3=5), call("math.triangle_area_base_height", base=3, height=5)]
+    calls = [
+        call("math.triangle_area_heron", side1=3, side2=4, side3=5),
+        call("math.triangle_area_base_height", base=3, height=5),
+    ]
     assert drop_redundant_calls(calls, said) == calls[:1]
 
 

@@ -3,8 +3,6 @@ against the 1,000+ tool public catalogue; the agent offers only the top-k of a l
 
 from __future__ import annotations
 
-import pytest
-
 from toolkit.retrieval import ToolRetriever, tokenize
 from toolkit.types import ToolSpec
 
@@ -22,7 +20,11 @@ SPECS = [
     _spec("math.calculate", "Evaluate an arithmetic expression exactly.", {"expression": {"type": "string"}}),
     _spec("search.web", "Search the web and return result snippets.", {"query": {"type": "string"}}),
     _spec("weather.forecast", "Weather forecast for a city.", {"city": {"type": "string", "description": "City name"}}),
-    _spec("image.generate", "Draw a picture from a prompt.", examples=[{"task": "paint a sunset over the sea", "arguments": {}}]),
+    _spec(
+        "image.generate",
+        "Draw a picture from a prompt.",
+        examples=[{"task": "paint a sunset over the sea", "arguments": {}}],
+    ),
 ]
 
 
@@ -96,9 +98,9 @@ def _many_tools(n: int):
 
 
 def test_agent_offers_only_top_k_of_a_large_registry():
+    from toolkit.models.scripted import ScriptedBackend
     from toolkit.registry import ToolRegistry
     from toolkit.runtime.agent import Agent
-    from toolkit.models.scripted import ScriptedBackend
 
     registry = ToolRegistry()
     for fn in _many_tools(40):

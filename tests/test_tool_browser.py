@@ -101,7 +101,12 @@ async def chromium():
 
 
 def _executor(site, **browser_settings) -> Executor:
-    settings = {"chromium_path": CHROMIUM, "allow_hosts": ["127.0.0.1"], "search": {"index": str(site["index"])}, "window_chars": 600}
+    settings = {
+        "chromium_path": CHROMIUM,
+        "allow_hosts": ["127.0.0.1"],
+        "search": {"index": str(site["index"])},
+        "window_chars": 600,
+    }
     settings.update(browser_settings)
     registry = ToolRegistry.default(tool_settings={"browser": settings})
     assert registry.tools["browser"].available, registry.tools["browser"].reason
@@ -137,7 +142,10 @@ async def test_search_load_scroll_quote_finish(site, chromium):
         quoted = await _call(ex, "quote", text="It is 330   metres tall")  # spacing need not match
         assert quoted.ok, quoted.text
         assert quoted.content["quote"] == {
-            "index": 0, "text": "It is 330 metres tall", "url": site["base"] + "tower.html", "title": "The Eiffel Tower",
+            "index": 0,
+            "text": "It is 330 metres tall",
+            "url": site["base"] + "tower.html",
+            "title": "The Eiffel Tower",
         }
         found = (await _call(ex, "find", text="seven million visitors")).content
         assert found["at_end"] and "seven million visitors" in found["text"] and found["occurrences"] == 1
@@ -145,7 +153,8 @@ async def test_search_load_scroll_quote_finish(site, chromium):
 
         done = (await _call(ex, "finish")).content
         assert [q["text"] for q in done["quotes"]] == [
-            "It is 330 metres tall", "the tower welcomes about seven million visitors a year",
+            "It is 330 metres tall",
+            "the tower welcomes about seven million visitors a year",
         ]
         assert all(q["url"] == site["base"] + "tower.html" for q in done["quotes"])
         assert done["sources"] == [site["base"] + "tower.html"]
@@ -174,7 +183,11 @@ async def test_actions_that_make_no_sense_are_refused_with_reasons(site, chromiu
         assert not out_of_range.ok and "no result 7" in out_of_range.message
         page = (await _call(ex, "load", index=0)).content
         assert page["windows"] == 1
-        for action, reason in (("scroll_down", "end of the page"), ("scroll_up", "top of the page"), ("scroll_top", "top of the page")):
+        for action, reason in (
+            ("scroll_down", "end of the page"),
+            ("scroll_up", "top of the page"),
+            ("scroll_top", "top of the page"),
+        ):
             obs = await _call(ex, action)
             assert not obs.ok and reason in obs.message
         missing = await _call(ex, "quote", text="croissant")
@@ -204,7 +217,10 @@ async def test_back_find_and_merge(site, chromium):
         top = (await _call(ex, "scroll_top")).content
         assert top["window"] == 0
         # "the tower" occurs in several windows: repeated finds move forward, then wrap round
-        seen = [(await _call(ex, "find", text="ironwork was inspected")).content["window"] for _ in range(top["windows"] + 1)]
+        seen = [
+            (await _call(ex, "find", text="ironwork was inspected")).content["window"]
+            for _ in range(top["windows"] + 1)
+        ]
         assert seen[: top["windows"] - 1] == list(range(1, top["windows"])) and 0 in seen
         await _call(ex, "quote", text="The Eiffel Tower was completed in 1889")
         await _call(ex, "quote", text="for the World's Fair.")
@@ -234,7 +250,12 @@ async def test_loopback_refused_unless_allowed(site, chromium):
         obs = await _call(ex, "open", url=site["base"] + "tower.html")
         assert not obs.ok and obs.error == ErrorCode.invalid_arguments
         assert "127.0.0.1 is a private or loopback address" in obs.message and "allow_hosts" in obs.message
-        for url in ("http://localhost/", "http://10.1.2.3/", "http://[::1]/", "http://169.254.169.254/latest/meta-data"):
+        for url in (
+            "http://localhost/",
+            "http://10.1.2.3/",
+            "http://[::1]/",
+            "http://169.254.169.254/latest/meta-data",
+        ):
             refused = await _call(ex, "fetch", url=url)
             assert not refused.ok and "private or loopback" in refused.message, url
         assert "only http and https" in (await _call(ex, "open", url="ftp://example.org/x")).message
@@ -313,7 +334,10 @@ async def test_an_agent_browses_through_the_react_planner(site, chromium, tmp_pa
 
 
 async def test_each_task_closes_its_page_and_the_agent_keeps_chromium_until_it_closes(site, chromium, tmp_path):
-    script = [{"tool_calls": [{"name": "browser.open", "arguments": {"url": site["base"] + "bread.html"}}]}, {"text": "flour"}]
+    script = [
+        {"tool_calls": [{"name": "browser.open", "arguments": {"url": site["base"] + "bread.html"}}]},
+        {"text": "flour"},
+    ]
     (tmp_path / "script.yaml").write_text(yaml.safe_dump(script))
     agent = Agent(model=f"scripted:{tmp_path / 'script.yaml'}", tools=_executor(site).registry, tool_names=["browser"])
     users, pins = chromium.users, chromium.pins
@@ -336,7 +360,6 @@ async def test_a_search_with_no_backend_names_the_offline_option(site, chromium)
         assert not obs.ok and "toolkit index build" in obs.message
     finally:
         await ex.aclose()
-
 
 
 async def test_another_event_loop_gets_its_own_browser(site, chromium):

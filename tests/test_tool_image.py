@@ -105,7 +105,15 @@ class ImagesHandler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.requests.append({"body": body, "authorization": self.headers.get("Authorization")})
         if body["prompt"] == "please fail":
-            return self._json(400, {"error": {"message": "Your request was rejected by the safety system.", "type": "invalid_request_error"}})
+            return self._json(
+                400,
+                {
+                    "error": {
+                        "message": "Your request was rejected by the safety system.",
+                        "type": "invalid_request_error",
+                    }
+                },
+            )
         width, height = (int(v) for v in body.get("size", "1024x1024").split("x"))
         color = tuple(hashlib.sha256(body["prompt"].encode()).digest()[:3])
         png = make_png(width, height, color)
@@ -141,7 +149,12 @@ def images_server():
 
 async def test_endpoint_b64_json(images_server, tmp_path, monkeypatch):
     monkeypatch.setenv("TOOLKIT_TEST_IMAGES_KEY", "sekrit")
-    executor = make_executor(base_url=images_server.base_url + "/v1", api_model="tiny-images", api_key_env="TOOLKIT_TEST_IMAGES_KEY", output_dir=str(tmp_path))
+    executor = make_executor(
+        base_url=images_server.base_url + "/v1",
+        api_model="tiny-images",
+        api_key_env="TOOLKIT_TEST_IMAGES_KEY",
+        output_dir=str(tmp_path),
+    )
     obs = await generate(executor, prompt="a red square", size="96x64", seed=3)
     assert obs.ok, obs.text
     result = obs.content
@@ -153,11 +166,19 @@ async def test_endpoint_b64_json(images_server, tmp_path, monkeypatch):
     assert check_png(result["path"]) == (96, 64)
     request = images_server.requests[-1]
     assert request["authorization"] == "Bearer sekrit"
-    assert request["body"] == {"prompt": "a red square", "n": 1, "size": "96x64", "model": "tiny-images", "response_format": "b64_json"}
+    assert request["body"] == {
+        "prompt": "a red square",
+        "n": 1,
+        "size": "96x64",
+        "model": "tiny-images",
+        "response_format": "b64_json",
+    }
 
 
 async def test_endpoint_url_response(images_server, tmp_path):
-    executor = make_executor(base_url=images_server.base_url, response_format="url", send_seed=True, output_dir=str(tmp_path))
+    executor = make_executor(
+        base_url=images_server.base_url, response_format="url", send_seed=True, output_dir=str(tmp_path)
+    )
     obs = await generate(executor, prompt="a blue circle", size="32x48", seed=11)
     assert obs.ok, obs.text
     assert obs.content["seed"] == 11 and images_server.requests[-1]["body"]["seed"] == 11
@@ -237,30 +258,60 @@ def tiny_pipeline_dir(tmp_path_factory) -> Path:
     else:
         (folder / "vocab.json").write_text(json.dumps(vocab))
         (folder / "merges.txt").write_text("#version: 0.2\n")
-        tokenizer = transformers.CLIPTokenizer(vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"), model_max_length=77)
+        tokenizer = transformers.CLIPTokenizer(
+            vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"), model_max_length=77
+        )
     torch.manual_seed(0)
     unet = diffusers.UNet2DConditionModel(
-        block_out_channels=(4, 8), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32, norm_num_groups=2,
+        block_out_channels=(4, 8),
+        layers_per_block=1,
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        norm_num_groups=2,
     )
     vae = diffusers.AutoencoderKL(
-        block_out_channels=[4, 8], in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=2,
-        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+        block_out_channels=[4, 8],
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        norm_num_groups=2,
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
     )
     scheduler = diffusers.DDIMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
     )
     text_encoder = transformers.CLIPTextModel(
         transformers.CLIPTextConfig(
-            vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
-            max_position_embeddings=77, bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            max_position_embeddings=77,
+            bos_token_id=vocab["<|startoftext|>"],
+            eos_token_id=vocab["<|endoftext|>"],
             pad_token_id=vocab["<|endoftext|>"],
         )
     )
     pipe = diffusers.StableDiffusionPipeline(
-        unet=unet, vae=vae, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        unet=unet,
+        vae=vae,
+        scheduler=scheduler,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
     assert tokenizer("a fox").input_ids != tokenizer("a cat").input_ids  # the prompt reaches the model
     pipe.save_pretrained(folder / "pipeline")

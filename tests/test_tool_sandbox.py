@@ -25,7 +25,9 @@ def make_executor(**settings) -> Executor:
 
 
 async def run(code: str, *, arguments: dict | None = None, **settings):
-    obs = await make_executor(**settings).execute(ToolCall(id="c1", name="python", arguments={"code": code, **(arguments or {})}))
+    obs = await make_executor(**settings).execute(
+        ToolCall(id="c1", name="python", arguments={"code": code, **(arguments or {})})
+    )
     return obs
 
 
@@ -64,7 +66,9 @@ print(s.recv(4).decode())
 
 async def test_runs_code_and_captures_output():
     executor = Executor(ToolRegistry.default(entry_points=False))
-    obs = await executor.execute(ToolCall(id="c1", name="python", arguments={"code": "import sys\nprint(6 * 7)\nprint('oops', file=sys.stderr)"}))
+    obs = await executor.execute(
+        ToolCall(id="c1", name="python", arguments={"code": "import sys\nprint(6 * 7)\nprint('oops', file=sys.stderr)"})
+    )
     assert obs.ok, obs.text
     assert obs.content["ok"] is True and obs.content["exit_code"] == 0
     assert obs.content["stdout"] == "42\n" and obs.content["stderr"] == "oops\n"

@@ -114,7 +114,9 @@ def test_no_backend_answers_error_names_the_offline_option():
 
 
 def test_a_configured_index_wins_over_online_backends_and_a_broken_one_is_an_error(index, tmp_path):
-    name, results = _arun(run_search("tower", 3, parse_settings({"index": str(index), "wikipedia_url": "http://127.0.0.1:9"})))
+    name, results = _arun(
+        run_search("tower", 3, parse_settings({"index": str(index), "wikipedia_url": "http://127.0.0.1:9"}))
+    )
     assert name == "local" and results
     with pytest.raises(SearchError, match="does not exist"):
         _arun(run_search("tower", 3, parse_settings({"index": str(tmp_path / "gone.sqlite")})))
@@ -165,7 +167,12 @@ class _APIHandler(BaseHTTPRequestHandler):
                 "query": {
                     "searchinfo": {"totalhits": 2},
                     "search": [
-                        {"ns": 0, "title": "Gustave Eiffel", "pageid": 1, "snippet": 'French <span class="searchmatch">engineer</span> &amp; builder'},
+                        {
+                            "ns": 0,
+                            "title": "Gustave Eiffel",
+                            "pageid": 1,
+                            "snippet": 'French <span class="searchmatch">engineer</span> &amp; builder',
+                        },
                         {"ns": 0, "title": "Eiffel Tower", "pageid": 2, "snippet": "Lattice tower"},
                     ][: int(q.get("srlimit", 10))],
                 },
@@ -196,7 +203,10 @@ def test_searxng_backend_parses_results_and_drops_duplicates(api_server):
     settings = parse_settings({"backend": "searxng", "searxng_url": api_server + "/"})
     name, results = _arun(run_search("eiffel", 5, settings))
     assert name == "searxng"
-    assert [(r.rank, r.title, r.url) for r in results] == [(1, "First", "https://a.example/1"), (2, "Second", "https://b.example/2")]
+    assert [(r.rank, r.title, r.url) for r in results] == [
+        (1, "First", "https://a.example/1"),
+        (2, "Second", "https://b.example/2"),
+    ]
     assert results[0].snippet == "about eiffel"
 
 
@@ -215,7 +225,13 @@ def test_wikipedia_backend_builds_page_urls_and_cleans_snippets(api_server):
 
 def test_auto_falls_through_to_the_next_online_backend(api_server):
     # SearxNG answers 403 (json format disabled) at this URL; Wikipedia answers next
-    settings = parse_settings({"online_backends": ["searxng", "wikipedia"], "searxng_url": api_server + "/nojson", "wikipedia_url": api_server})
+    settings = parse_settings(
+        {
+            "online_backends": ["searxng", "wikipedia"],
+            "searxng_url": api_server + "/nojson",
+            "wikipedia_url": api_server,
+        }
+    )
     name, results = _arun(run_search("eiffel", 2, settings))
     assert name == "wikipedia" and len(results) == 2
 
@@ -232,7 +248,9 @@ def test_searxng_403_says_how_to_fix_it(api_server):
 def test_cli_index_build_and_search(corpus, tmp_path):
     runner = CliRunner()
     out = tmp_path / "cli.sqlite"
-    result = runner.invoke(app, ["index", "build", str(corpus), "--out", str(out), "--base-url", "http://127.0.0.1:8000"])
+    result = runner.invoke(
+        app, ["index", "build", str(corpus), "--out", str(out), "--base-url", "http://127.0.0.1:8000"]
+    )
     assert result.exit_code == 0, result.output
     assert "indexed 4 document(s)" in result.output
     result = runner.invoke(app, ["index", "search", str(out), "pont neuf", "--json"])

@@ -12,16 +12,23 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from toolkit.cli.main import app
+from toolkit.models.scripted import ScriptedBackend
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.agent import Agent
-from toolkit.models.scripted import ScriptedBackend
 from toolkit.runtime.trace import read_trace, write_trace
 from toolkit.trace_view import build_view, render_html, render_tree
 from toolkit.trace_view.model import assign_lanes
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-HOSTILE = "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\">"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 
 
 async def fetch_weather(city: str) -> dict:
@@ -40,12 +47,18 @@ def parallel_run():
     registry = ToolRegistry()
     registry.add_function(fetch_weather)
     registry.add_function(compare)
-    backend = ScriptedBackend([
-        {"tool_calls": [{"name": "fetch_weather", "arguments": {"city": "Paris"}},
-                        {"name": "fetch_weather", "arguments": {"city": "Berlin"}}]},
-        {"tool_calls": [{"name": "compare", "arguments": {"a": 21, "b": 17}}]},
-        {"text": "Paris is warmer: 21 °C against 17 °C."},
-    ])
+    backend = ScriptedBackend(
+        [
+            {
+                "tool_calls": [
+                    {"name": "fetch_weather", "arguments": {"city": "Paris"}},
+                    {"name": "fetch_weather", "arguments": {"city": "Berlin"}},
+                ]
+            },
+            {"tool_calls": [{"name": "compare", "arguments": {"a": 21, "b": 17}}]},
+            {"text": "Paris is warmer: 21 °C against 17 °C."},
+        ]
+    )
     return Agent(model=backend, tools=registry).run("Is Paris warmer than Berlin?")
 
 
@@ -54,14 +67,24 @@ def dag_run():
     registry = ToolRegistry()
     registry.add_function(fetch_weather)
     registry.add_function(compare)
-    plan = {"thought": "Both cities at once, then compare.", "steps": [
-        {"id": 1, "action": "fetch_weather", "arguments": {"city": "Paris"}, "depends_on": []},
-        {"id": 2, "action": "fetch_weather", "arguments": {"city": "Berlin"}, "depends_on": []},
-        {"id": 3, "action": "compare", "arguments": {"a": "$1.temp_c", "b": "$2.temp_c"}, "depends_on": [1, 2]}]}
-    backend = ScriptedBackend([
-        {"text": json.dumps(plan)},
-        {"text": json.dumps({"thought": "", "action": "answer", "content": "Paris is warmer: 21 °C against 17 °C."})},
-    ])
+    plan = {
+        "thought": "Both cities at once, then compare.",
+        "steps": [
+            {"id": 1, "action": "fetch_weather", "arguments": {"city": "Paris"}, "depends_on": []},
+            {"id": 2, "action": "fetch_weather", "arguments": {"city": "Berlin"}, "depends_on": []},
+            {"id": 3, "action": "compare", "arguments": {"a": "$1.temp_c", "b": "$2.temp_c"}, "depends_on": [1, 2]},
+        ],
+    }
+    backend = ScriptedBackend(
+        [
+            {"text": json.dumps(plan)},
+            {
+                "text": json.dumps(
+                    {"thought": "", "action": "answer", "content": "Paris is warmer: 21 °C against 17 °C."}
+                )
+            },
+        ]
+    )
     return Agent(model=backend, tools=registry, planner="dag").run("Is Paris warmer than Berlin?")
 
 
@@ -88,7 +111,7 @@ def run_files(tmp_path_factory):
 
 def test_view_puts_parallel_calls_in_lanes_and_turns_in_a_chain(run_files):
     result, jsonl, _ = run_files
-    (task_id, events), = read_trace(jsonl).items()
+    ((task_id, events),) = read_trace(jsonl).items()
     view = build_view(task_id, events)
     assert view.task == "Is Paris warmer than Berlin?" and view.status == "ok"
     assert view.answer == result.answer and view.usage == result.usage
@@ -119,14 +142,23 @@ def test_lanes_never_hold_overlapping_intervals():
 def test_dag_plan_events_make_a_graph_by_depth():
     from toolkit.types import Observation, ToolCall, TraceEvent
 
-    plan = [{"id": "1", "tool": "search", "arguments": {"q": "a"}}, {"id": "2", "tool": "search", "arguments": {"q": "b"}},
-            {"id": "3", "tool": "math.calculate", "arguments": {"expression": "$1 + $2"}, "depends_on": ["1", "2"]}]
+    plan = [
+        {"id": "1", "tool": "search", "arguments": {"q": "a"}},
+        {"id": "2", "tool": "search", "arguments": {"q": "b"}},
+        {"id": "3", "tool": "math.calculate", "arguments": {"expression": "$1 + $2"}, "depends_on": ["1", "2"]},
+    ]
     events = [TraceEvent(kind="task_start", t=0, text="dag"), TraceEvent(kind="plan", t=0.1, plan=plan)]
     for i, (sid, start) in enumerate((("1", 0.2), ("2", 0.2), ("3", 0.6))):
         call = ToolCall(id=f"c{sid}", name=plan[i]["tool"], arguments=plan[i]["arguments"])
         events.append(TraceEvent(kind="call", t=start, call=call, node=sid))
-        events.append(TraceEvent(kind="observation", t=start + 0.3, node=sid,
-                                 observation=Observation(call_id=call.id, name=call.name, ok=sid != "2", text="x", duration_s=0.3)))
+        events.append(
+            TraceEvent(
+                kind="observation",
+                t=start + 0.3,
+                node=sid,
+                observation=Observation(call_id=call.id, name=call.name, ok=sid != "2", text="x", duration_s=0.3),
+            )
+        )
     view = build_view("t", events)
     assert view.plan_from_events
     by_id = {n.id: n for n in view.plan}
@@ -138,7 +170,7 @@ def test_dag_plan_events_make_a_graph_by_depth():
 
 def test_tree_shows_steps_calls_observations_and_tokens(run_files):
     result, jsonl, _ = run_files
-    (task_id, events), = read_trace(jsonl).items()
+    ((task_id, events),) = read_trace(jsonl).items()
     console = Console(record=True, width=200)
     console.print(render_tree(build_view(task_id, events)))
     text = console.export_text()
@@ -182,13 +214,18 @@ def test_tree_search_trace_draws_the_search_tree():
     registry.add_function(flaky_lookup)
     registry.add_function(fetch_weather)
     registry.add_function(compare)
-    script = {"mode": "sequence", "default": [
-        {"tool_calls": [{"name": "flaky_lookup", "arguments": {"city": "Paris"}}]},  # node 0.0 fails: backtrack
-        {"tool_calls": [{"name": "fetch_weather", "arguments": {"city": "Paris"}}]},  # node 0.1
-        {"tool_calls": [{"name": "compare", "arguments": {"a": 21, "b": 17}}]},  # node 0.1.0
-        {"text": "Paris is warmer."},
-    ]}
-    result = Agent(model=ScriptedBackend(ScriptFile.model_validate(script)), tools=registry, planner="dfsdt").run("Is Paris warm?")
+    script = {
+        "mode": "sequence",
+        "default": [
+            {"tool_calls": [{"name": "flaky_lookup", "arguments": {"city": "Paris"}}]},  # node 0.0 fails: backtrack
+            {"tool_calls": [{"name": "fetch_weather", "arguments": {"city": "Paris"}}]},  # node 0.1
+            {"tool_calls": [{"name": "compare", "arguments": {"a": 21, "b": 17}}]},  # node 0.1.0
+            {"text": "Paris is warmer."},
+        ],
+    }
+    result = Agent(model=ScriptedBackend(ScriptFile.model_validate(script)), tools=registry, planner="dfsdt").run(
+        "Is Paris warm?"
+    )
     assert result.status == "ok", result.error
     view = build_view(result.task_id, result.trace)
     assert view.plan_kind == "search tree" and not view.plan_from_events
@@ -219,7 +256,7 @@ def overlap_on_time_axis(a: dict, b: dict) -> bool:
 
 def test_dag_trace_links_calls_to_plan_steps(dag_trace):
     result, path = dag_trace
-    (task_id, events), = read_trace(path).items()
+    ((task_id, events),) = read_trace(path).items()
     view = build_view(task_id, events)
     assert view.plan_from_events
     by_id = {n.id: n for n in view.plan}
@@ -267,7 +304,11 @@ def test_html_in_chromium_react_batch_and_expandable_calls(run_files, chromium_p
     assert page.title() == "toolkit trace"
     assert page.locator("svg.plan-graph g.node").count() == 3
     assert page.locator(".timeline .bar.model").count() == 3
-    assert page.locator("table.tokens tr.total").inner_text().split()[-3:] == [str(result.usage.prompt_tokens), str(result.usage.completion_tokens), "0"]
+    assert page.locator("table.tokens tr.total").inner_text().split()[-3:] == [
+        str(result.usage.prompt_tokens),
+        str(result.usage.completion_tokens),
+        "0",
+    ]
     assert page.evaluate("window.__pwned") is None
     paris, berlin = result.steps[0].calls
     box_a = page.locator(f"#bar-{paris.id}").bounding_box()
@@ -282,4 +323,3 @@ def test_html_in_chromium_react_batch_and_expandable_calls(run_files, chromium_p
     assert json.loads(details.locator("pre.arguments").inner_text()) == {"city": "Berlin"}
     assert '"temp_c": 17' in details.locator("pre.observation").inner_text()
     page.screenshot(path=str(tmp_path / "react.png"), full_page=True)
-

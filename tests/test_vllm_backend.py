@@ -24,7 +24,11 @@ CALC = ToolSpec(
 )
 SEARCH = ToolSpec(
     name="search.web",
-    parameters={"type": "object", "properties": {"query": {"type": "string"}, "k": {"type": "integer"}}, "required": ["query"]},
+    parameters={
+        "type": "object",
+        "properties": {"query": {"type": "string"}, "k": {"type": "integer"}},
+        "required": ["query"],
+    },
 )
 SYSTEM = Message(role="system", content="You solve tasks with tools. " + "Tool documentation. " * 40)
 
@@ -48,7 +52,9 @@ def test_engine_is_started_with_prefix_caching_and_the_callers_options(backend):
 
 
 async def test_tool_call_is_decoded_under_the_tools_schema(backend):
-    backend.engine.responder = lambda prompt, params: '{"name": "math.calculate", "arguments": {"expression": "12*(7+5)"}}'
+    backend.engine.responder = lambda prompt, params: (
+        '{"name": "math.calculate", "arguments": {"expression": "12*(7+5)"}}'
+    )
     response = await backend.generate(ask("What is 12 * (7 + 5)?"))
     assert [(c.name, c.arguments) for c in response.tool_calls] == [("math.calculate", {"expression": "12*(7+5)"})]
     assert response.finish_reason == "tool_calls" and response.parse_error is None
@@ -70,7 +76,12 @@ async def test_final_answer_and_parallel_calls(backend):
     answer = await backend.generate(ask("12*12?"))
     assert answer.text == "144" and answer.tool_calls == []
     backend.engine.responder = lambda p, s: json.dumps(
-        {"tool_calls": [{"name": "search.web", "arguments": {"query": "a"}}, {"name": "search.web", "arguments": {"query": "b", "k": 2}}]}
+        {
+            "tool_calls": [
+                {"name": "search.web", "arguments": {"query": "a"}},
+                {"name": "search.web", "arguments": {"query": "b", "k": 2}},
+            ]
+        }
     )
     batch = await backend.generate(ask("two searches"))
     assert [c.arguments for c in batch.tool_calls] == [{"query": "a"}, {"query": "b", "k": 2}]
@@ -86,9 +97,12 @@ def test_tool_choice_shapes_the_schema():
 async def test_history_shows_earlier_calls_as_the_constrained_json(backend):
     from toolkit.types import ToolCall
 
-    history = [SYSTEM, Message(role="user", content="q"),
-               Message(role="assistant", tool_calls=[ToolCall(name="search.web", arguments={"query": "q"})]),
-               Message(role="tool", content="result text", tool_call_id="c1", name="search.web")]
+    history = [
+        SYSTEM,
+        Message(role="user", content="q"),
+        Message(role="assistant", tool_calls=[ToolCall(name="search.web", arguments={"query": "q"})]),
+        Message(role="tool", content="result text", tool_call_id="c1", name="search.web"),
+    ]
     backend.engine.responder = lambda p, s: '{"final_answer": "done"}'
     await backend.generate(LLMRequest(messages=history, tools=[CALC, SEARCH]))
     prompt = backend.engine.requests[-1].prompt
@@ -99,13 +113,21 @@ async def test_history_shows_earlier_calls_as_the_constrained_json(backend):
 async def test_constraints_become_structured_outputs_params(backend):
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
     backend.engine.responder = lambda p, s: '{"city": "Paris"}'
-    out = await backend.generate(LLMRequest(messages=[Message(role="user", content="capital of France?")],
-                                            constraint=Constraint(kind="json_schema", json_schema=schema)))
+    out = await backend.generate(
+        LLMRequest(
+            messages=[Message(role="user", content="capital of France?")],
+            constraint=Constraint(kind="json_schema", json_schema=schema),
+        )
+    )
     assert json.loads(out.text) == {"city": "Paris"} and out.parse_error is None
     assert backend.engine.requests[-1].params.structured_outputs.json == schema
     backend.engine.responder = vllm_standin.default_responder
-    choice = await backend.generate(LLMRequest(messages=[Message(role="user", content="yes or no?")],
-                                               constraint=Constraint(kind="choice", choices=["yes", "no"])))
+    choice = await backend.generate(
+        LLMRequest(
+            messages=[Message(role="user", content="yes or no?")],
+            constraint=Constraint(kind="choice", choices=["yes", "no"]),
+        )
+    )
     assert choice.text == "yes" and backend.engine.requests[-1].params.structured_outputs.choice == ["yes", "no"]
 
 

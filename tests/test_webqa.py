@@ -13,15 +13,25 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.planner.webqa_text import Candidate, cite, extractive_answer, pick_by_bm25, rank_candidates, sentences, ungrounded_numbers
+from toolkit.models.scripted import ScriptedBackend, ScriptFile
+from toolkit.planner.webqa_text import (
+    Candidate,
+    cite,
+    extractive_answer,
+    pick_by_bm25,
+    rank_candidates,
+    sentences,
+    ungrounded_numbers,
+)
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.agent import Agent
-from toolkit.models.scripted import ScriptedBackend, ScriptFile
 from toolkit.trace_view import build_view
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 QUESTION = "When was the Eiffel Tower completed, and when was the Statue of Liberty dedicated?"
-FILLER = "".join(f"<p>Visitors in {2000 + i} queued for the lifts; guides told the same stories every day.</p>" for i in range(12))
+FILLER = "".join(
+    f"<p>Visitors in {2000 + i} queued for the lifts; guides told the same stories every day.</p>" for i in range(12)
+)
 PAGES = {
     "eiffel.html": (
         "<html><head><title>The Eiffel Tower</title></head><body><article><h1>The Eiffel Tower</h1>"
@@ -73,7 +83,12 @@ def corpus(tmp_path_factory):
 
 
 def registry_for(corpus) -> ToolRegistry:
-    settings = {"chromium_path": CHROMIUM, "allow_hosts": ["127.0.0.1"], "search": {"index": str(corpus["index"])}, "window_chars": 500}
+    settings = {
+        "chromium_path": CHROMIUM,
+        "allow_hosts": ["127.0.0.1"],
+        "search": {"index": str(corpus["index"])},
+        "window_chars": 500,
+    }
     registry = ToolRegistry.default(tool_settings={"browser": settings, "search": {"index": str(corpus["index"])}})
     assert registry.tools["browser"].available, registry.tools["browser"].reason
     return registry
@@ -99,7 +114,14 @@ def test_scripted_model_picks_quotes_and_writes_the_answer(corpus):
             {"match": "Page: The Eiffel Tower", "responses": [{"text": "1"}]},
             {"match": "Page: The Statue of Liberty", "responses": [{"text": "1"}]},
             {"match": "Page: Bridges of Paris", "responses": [{"text": "none"}]},
-            {"match": r"^Quotes:", "responses": [{"text": "The Eiffel Tower was completed in 1889. The Statue of Liberty was dedicated in 1886. See also [7]."}]},
+            {
+                "match": r"^Quotes:",
+                "responses": [
+                    {
+                        "text": "The Eiffel Tower was completed in 1889. The Statue of Liberty was dedicated in 1886. See also [7]."
+                    }
+                ],
+            },
         ],
     }
     backend = ScriptedBackend(ScriptFile.model_validate(script))
@@ -156,18 +178,31 @@ def test_embedded_model_answers_with_two_citations(corpus):
 
 def test_sentences_ranking_and_citations():
     text = "The tower was completed in 1889. It is really quite tall!\nA heading here\nThe statue was dedicated in 1886 by the president."
-    assert sentences(text) == ["The tower was completed in 1889.", "It is really quite tall!", "The statue was dedicated in 1886 by the president."]
-    pool = [Candidate("The tower was completed in 1889.", 0, "u0", "t0"), Candidate("Bread needs flour and water.", 1, "u1", "t1"),
-            Candidate("The statue was dedicated in 1886.", 2, "u2", "t2"), Candidate("The tower was completed on time.", 0, "u0", "t0")]
+    assert sentences(text) == [
+        "The tower was completed in 1889.",
+        "It is really quite tall!",
+        "The statue was dedicated in 1886 by the president.",
+    ]
+    pool = [
+        Candidate("The tower was completed in 1889.", 0, "u0", "t0"),
+        Candidate("Bread needs flour and water.", 1, "u1", "t1"),
+        Candidate("The statue was dedicated in 1886.", 2, "u2", "t2"),
+        Candidate("The tower was completed on time.", 0, "u0", "t0"),
+    ]
     ranked = rank_candidates("When was the tower completed and the statue dedicated?", pool)
     assert "Bread" not in " ".join(c.text for c in ranked)
     picked = pick_by_bm25(ranked, per_page=1, max_quotes=4, min_ratio=0.3)
     assert sorted(c.url for c in picked) == ["u0", "u2"]  # one a page
-    quotes = [{"text": "The tower was completed in 1889.", "url": "u0"}, {"text": "The statue was dedicated in 1886.", "url": "u2"}]
+    quotes = [
+        {"text": "The tower was completed in 1889.", "url": "u0"},
+        {"text": "The statue was dedicated in 1886.", "url": "u2"},
+    ]
     assert cite("The tower was completed in 1889. The statue followed in 1886 when it was dedicated.", quotes) == (
         "The tower was completed in 1889 [1]. The statue followed in 1886 when it was dedicated [2]."
     )
-    assert cite("Nothing relevant [9].", quotes) == "Nothing relevant. [1][2]"  # dangling citation dropped, quotes cited
+    assert (
+        cite("Nothing relevant [9].", quotes) == "Nothing relevant. [1][2]"
+    )  # dangling citation dropped, quotes cited
     assert ungrounded_numbers("Completed in 1889 [1], dedicated in 1987 [2].", quotes) == ["1987"]
     assert extractive_answer(quotes) == "The tower was completed in 1889 [1]. The statue was dedicated in 1886 [2]."
 

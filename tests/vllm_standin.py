@@ -34,9 +34,10 @@ import json
 import re
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable
+from typing import Any
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jsonschema import Draft202012Validator
@@ -77,7 +78,10 @@ class StructuredOutputsParams:
     structural_tag: str | None = None
 
     def __post_init__(self) -> None:
-        count = sum(getattr(self, k) is not None for k in ("json", "regex", "choice", "grammar", "json_object", "structural_tag"))
+        count = sum(
+            getattr(self, k) is not None
+            for k in ("json", "regex", "choice", "grammar", "json_object", "structural_tag")
+        )
         if count != 1:
             raise ValueError(f"You must use exactly one kind of structured outputs constraint, got {count}")
 
@@ -90,10 +94,24 @@ class RequestOutputKind(Enum):
 
 class SamplingParams:
     _FIELDS = {
-        "n": 1, "presence_penalty": 0.0, "frequency_penalty": 0.0, "repetition_penalty": 1.0, "temperature": 1.0,
-        "top_p": 1.0, "top_k": 0, "min_p": 0.0, "seed": None, "stop": None, "stop_token_ids": None,
-        "max_tokens": 16, "min_tokens": 0, "logprobs": None, "skip_special_tokens": True,
-        "output_kind": RequestOutputKind.CUMULATIVE, "structured_outputs": None, "extra_args": None,
+        "n": 1,
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+        "repetition_penalty": 1.0,
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "top_k": 0,
+        "min_p": 0.0,
+        "seed": None,
+        "stop": None,
+        "stop_token_ids": None,
+        "max_tokens": 16,
+        "min_tokens": 0,
+        "logprobs": None,
+        "skip_special_tokens": True,
+        "output_kind": RequestOutputKind.CUMULATIVE,
+        "structured_outputs": None,
+        "extra_args": None,
     }
 
     def __init__(self, **kwargs: Any):
@@ -122,9 +140,21 @@ class CompletionOutput:
 
 
 class RequestOutput:
-    def __init__(self, request_id, prompt, prompt_token_ids, prompt_logprobs, outputs, finished,
-                 metrics=None, lora_request=None, encoder_prompt=None, encoder_prompt_token_ids=None,
-                 num_cached_tokens=None, **kwargs):
+    def __init__(
+        self,
+        request_id,
+        prompt,
+        prompt_token_ids,
+        prompt_logprobs,
+        outputs,
+        finished,
+        metrics=None,
+        lora_request=None,
+        encoder_prompt=None,
+        encoder_prompt_token_ids=None,
+        num_cached_tokens=None,
+        **kwargs,
+    ):
         self.request_id = request_id
         self.prompt = prompt
         self.prompt_token_ids = prompt_token_ids
@@ -156,7 +186,9 @@ class StandinTokenizer:
         return [self.vocab.setdefault(p, len(self.vocab)) for p in self.tokenize(text)]
 
     def apply_chat_template(self, messages, tools=None, tokenize=True, add_generation_prompt=False, **kwargs):
-        text = self._template.render(messages=messages, tools=tools, add_generation_prompt=add_generation_prompt, **kwargs)
+        text = self._template.render(
+            messages=messages, tools=tools, add_generation_prompt=add_generation_prompt, **kwargs
+        )
         return self.encode(text) if tokenize else text
 
 
@@ -178,8 +210,13 @@ def minimal_instance(schema: Any) -> Any:
         return {k: minimal_instance(props.get(k, {})) for k in schema.get("required", [])}
     if kind == "array":
         return [minimal_instance(schema.get("items", {})) for _ in range(schema.get("minItems", 0))]
-    return {"string": "x" * schema.get("minLength", 1), "integer": schema.get("minimum", 0), "number": 0,
-            "boolean": False, "null": None}.get(kind, {})
+    return {
+        "string": "x" * schema.get("minLength", 1),
+        "integer": schema.get("minimum", 0),
+        "number": 0,
+        "boolean": False,
+        "null": None,
+    }.get(kind, {})
 
 
 def default_responder(prompt: str, params: SamplingParams) -> str:
@@ -227,7 +264,13 @@ class AsyncLLM:
         self.is_shutdown = False
 
     @classmethod
-    def from_engine_args(cls, engine_args: AsyncEngineArgs, start_engine_loop: bool = True, usage_context: Any = None, stat_loggers: Any = None) -> AsyncLLM:
+    def from_engine_args(
+        cls,
+        engine_args: AsyncEngineArgs,
+        start_engine_loop: bool = True,
+        usage_context: Any = None,
+        stat_loggers: Any = None,
+    ) -> AsyncLLM:
         return cls(engine_args)
 
     def get_tokenizer(self) -> StandinTokenizer:
@@ -239,7 +282,7 @@ class AsyncLLM:
         best = 0
         for earlier in self._seen_prompts:
             n = 0
-            for a, b in zip(ids, earlier):
+            for a, b in zip(ids, earlier, strict=False):
                 if a != b:
                     break
                 n += 1
@@ -300,13 +343,24 @@ class AsyncLLM:
                 if done:
                     reason = "length" if len(a.pieces) == a.record.params.max_tokens else "stop"
                 completion = CompletionOutput(
-                    index=0, text="".join(produced), token_ids=self.tokenizer.encode("".join(produced)),
-                    cumulative_logprob=None, logprobs=None, finish_reason=reason,
+                    index=0,
+                    text="".join(produced),
+                    token_ids=self.tokenizer.encode("".join(produced)),
+                    cumulative_logprob=None,
+                    logprobs=None,
+                    finish_reason=reason,
                 )
-                a.queue.put_nowait(RequestOutput(
-                    request_id=a.record.request_id, prompt=a.record.prompt, prompt_token_ids=a.prompt_ids,
-                    prompt_logprobs=None, outputs=[completion], finished=done, num_cached_tokens=a.cached,
-                ))
+                a.queue.put_nowait(
+                    RequestOutput(
+                        request_id=a.record.request_id,
+                        prompt=a.record.prompt,
+                        prompt_token_ids=a.prompt_ids,
+                        prompt_logprobs=None,
+                        outputs=[completion],
+                        finished=done,
+                        num_cached_tokens=a.cached,
+                    )
+                )
                 if done:
                     a.emitted = len(a.pieces) + 1  # out of the batch; the reader removes it
 
@@ -322,15 +376,27 @@ class AsyncLLM:
 
 def install(monkeypatch: Any) -> types.ModuleType:
     """Register the stand-in as `vllm` (and the submodules the backend imports) for one test."""
-    names = ["vllm", "vllm.sampling_params", "vllm.outputs", "vllm.engine", "vllm.engine.arg_utils",
-             "vllm.v1", "vllm.v1.engine", "vllm.v1.engine.async_llm"]
+    names = [
+        "vllm",
+        "vllm.sampling_params",
+        "vllm.outputs",
+        "vllm.engine",
+        "vllm.engine.arg_utils",
+        "vllm.v1",
+        "vllm.v1.engine",
+        "vllm.v1.engine.async_llm",
+    ]
     modules = {name: types.ModuleType(name, "toolkit test stand-in for vLLM (tests/vllm_standin.py)") for name in names}
     root = modules["vllm"]
     root.__version__ = "0.0.0+standin"
     root.AsyncEngineArgs, root.SamplingParams = AsyncEngineArgs, SamplingParams
     root.RequestOutput, root.CompletionOutput = RequestOutput, CompletionOutput
     sp = modules["vllm.sampling_params"]
-    sp.SamplingParams, sp.StructuredOutputsParams, sp.RequestOutputKind = SamplingParams, StructuredOutputsParams, RequestOutputKind
+    sp.SamplingParams, sp.StructuredOutputsParams, sp.RequestOutputKind = (
+        SamplingParams,
+        StructuredOutputsParams,
+        RequestOutputKind,
+    )
     modules["vllm.outputs"].RequestOutput, modules["vllm.outputs"].CompletionOutput = RequestOutput, CompletionOutput
     modules["vllm.engine.arg_utils"].AsyncEngineArgs = AsyncEngineArgs
     modules["vllm.v1.engine.async_llm"].AsyncLLM = AsyncLLM

@@ -1,13 +1,13 @@
 """toolkit: a tool-learning agent engine.
 
-    from toolkit import Agent, tool
+from toolkit import Agent, tool
 
-    @tool
-    def add(a: int, b: int) -> int:
-        "Add two integers."
-        return a + b
+@tool
+def add(a: int, b: int) -> int:
+    "Add two integers."
+    return a + b
 
-    result = Agent(tools=[add]).run("What is 2 + 3?")
+result = Agent(tools=[add]).run("What is 2 + 3?")
 """
 
 from toolkit.decorators import tool

@@ -39,7 +39,11 @@ def toolkit_home() -> Path:
 
 
 def config_path() -> Path:
-    return Path(os.environ["TOOLKIT_CONFIG"]).expanduser() if os.environ.get("TOOLKIT_CONFIG") else toolkit_home() / "config.yaml"
+    return (
+        Path(os.environ["TOOLKIT_CONFIG"]).expanduser()
+        if os.environ.get("TOOLKIT_CONFIG")
+        else toolkit_home() / "config.yaml"
+    )
 
 
 def user_tools_dir() -> Path:
@@ -61,7 +65,10 @@ def load_config(path: Path | None = None) -> Config:
     if env.get("TOOLKIT_MODEL"):
         data["model"] = env["TOOLKIT_MODEL"]
     if env.get("TOOLKIT_TOOLS_PATH"):
-        data["tools_path"] = [*data.get("tools_path", []), *[p for p in env["TOOLKIT_TOOLS_PATH"].split(os.pathsep) if p]]
+        data["tools_path"] = [
+            *data.get("tools_path", []),
+            *[p for p in env["TOOLKIT_TOOLS_PATH"].split(os.pathsep) if p],
+        ]
     if env.get("TOOLKIT_APPROVE"):
         data["approve"] = env["TOOLKIT_APPROVE"]
     try:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import Any, Callable, TypeVar, overload
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
 
 from pydantic import TypeAdapter
 
@@ -92,14 +93,31 @@ def function_manifest(
 @overload
 def tool(fn: F) -> F: ...
 @overload
-def tool(*, name: str | None = None, description: str | None = None, read_only: bool = False,
-         idempotent: bool = False, open_world: bool = False, destructive: bool = False,
-         timeout_s: float = 30.0, examples: list[dict[str, Any]] | None = None) -> Callable[[F], F]: ...
+def tool(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    read_only: bool = False,
+    idempotent: bool = False,
+    open_world: bool = False,
+    destructive: bool = False,
+    timeout_s: float = 30.0,
+    examples: list[dict[str, Any]] | None = None,
+) -> Callable[[F], F]: ...
 
 
-def tool(fn: Any = None, *, name: str | None = None, description: str | None = None, read_only: bool = False,
-         idempotent: bool = False, open_world: bool = False, destructive: bool = False,
-         timeout_s: float = 30.0, examples: list[dict[str, Any]] | None = None) -> Any:
+def tool(
+    fn: Any = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    read_only: bool = False,
+    idempotent: bool = False,
+    open_world: bool = False,
+    destructive: bool = False,
+    timeout_s: float = 30.0,
+    examples: list[dict[str, Any]] | None = None,
+) -> Any:
     """Mark a function as a tool. The function stays callable as before."""
 
     def mark(f: F) -> F:
@@ -107,7 +125,9 @@ def tool(fn: Any = None, *, name: str | None = None, description: str | None = N
             f,
             name=name,
             description=description,
-            annotations=Annotations(read_only=read_only, idempotent=idempotent, open_world=open_world, destructive=destructive),
+            annotations=Annotations(
+                read_only=read_only, idempotent=idempotent, open_world=open_world, destructive=destructive
+            ),
             timeout_s=timeout_s,
             examples=examples,
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from jsonschema import Draft202012Validator
@@ -44,7 +44,9 @@ class HttpRoute(_Strict):
     """How an action of an `http` binding maps to a request."""
 
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = Field("GET", description="HTTP method.")
-    path: str = Field(description="Path appended to the binding's base_url; `{param}` placeholders are filled from arguments.")
+    path: str = Field(
+        description="Path appended to the binding's base_url; `{param}` placeholders are filled from arguments."
+    )
 
 
 class Action(_Strict):
@@ -58,7 +60,9 @@ class Action(_Strict):
     annotations: Annotations = Field(default_factory=Annotations, description="Effects of the action.")
     timeout_s: float = Field(30.0, gt=0, description="The call is cut off after this many seconds.")
     examples: list[Example] = Field(default_factory=list, description="Tasks with the arguments that serve them.")
-    function: str | None = Field(None, description="python binding: the function's name in the module (default: the action's name).")
+    function: str | None = Field(
+        None, description="python binding: the function's name in the module (default: the action's name)."
+    )
     route: HttpRoute | None = Field(None, description="http binding: the request this action makes.")
     operation_id: str | None = Field(None, description="openapi binding: the operation (default: the action's name).")
 
@@ -83,21 +87,29 @@ class PythonBinding(_Strict):
 class HttpBinding(_Strict):
     type: Literal["http"] = "http"
     base_url: str = Field(description="Base URL of the service.")
-    headers: dict[str, str] = Field(default_factory=dict, description="Headers; `${VAR}` is replaced by the environment variable VAR.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Headers; `${VAR}` is replaced by the environment variable VAR."
+    )
 
 
 class OpenAPIBinding(_Strict):
     type: Literal["openapi"] = "openapi"
-    spec: str = Field(description="OpenAPI spec: a path (relative to the manifest) or an http(s) URL. Its operations become actions.")
+    spec: str = Field(
+        description="OpenAPI spec: a path (relative to the manifest) or an http(s) URL. Its operations become actions."
+    )
     base_url: str | None = Field(None, description="Overrides the spec's first server URL.")
-    headers: dict[str, str] = Field(default_factory=dict, description="Headers; `${VAR}` is replaced by the environment variable VAR.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Headers; `${VAR}` is replaced by the environment variable VAR."
+    )
 
 
 class MCPBinding(_Strict):
     type: Literal["mcp"] = "mcp"
     command: list[str] | None = Field(None, description="stdio transport: the server's command line.")
     url: str | None = Field(None, description="streamable HTTP transport: the server's URL.")
-    env: dict[str, str] = Field(default_factory=dict, description="Extra environment for a stdio server; `${VAR}` expands.")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Extra environment for a stdio server; `${VAR}` expands."
+    )
 
     @model_validator(mode="after")
     def _one_transport(self) -> MCPBinding:
@@ -106,18 +118,23 @@ class MCPBinding(_Strict):
         return self
 
 
-Binding = Annotated[
-    Union[PythonBinding, HttpBinding, OpenAPIBinding, MCPBinding], Field(discriminator="type")
-]
+Binding = Annotated[PythonBinding | HttpBinding | OpenAPIBinding | MCPBinding, Field(discriminator="type")]
 
 
 class Auth(_Strict):
-    env: list[str] = Field(default_factory=list, description="Environment variables the tool needs; if one is missing the tool is unavailable.")
+    env: list[str] = Field(
+        default_factory=list,
+        description="Environment variables the tool needs; if one is missing the tool is unavailable.",
+    )
 
 
 class Requires(_Strict):
-    python: list[str] = Field(default_factory=list, description="Modules that must import, else the tool is unavailable.")
-    binaries: list[str] = Field(default_factory=list, description="Executables that must be found (absolute path or on PATH).")
+    python: list[str] = Field(
+        default_factory=list, description="Modules that must import, else the tool is unavailable."
+    )
+    binaries: list[str] = Field(
+        default_factory=list, description="Executables that must be found (absolute path or on PATH)."
+    )
     install_hint: str | None = Field(None, description="What to install when something is missing.")
 
 
@@ -128,8 +145,12 @@ class Manifest(_Strict):
     binding: Binding = Field(description="How the actions run: python, http, openapi or mcp.")
     auth: Auth = Field(default_factory=Auth, description="Credentials the tool needs.")
     requires: Requires = Field(default_factory=Requires, description="Packages and programs the tool needs.")
-    settings: dict[str, Any] = Field(default_factory=dict, description="Default settings; the user's config overrides them per tool.")
-    actions: list[Action] = Field(default_factory=list, description="The actions; openapi and mcp bindings may discover theirs.")
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="Default settings; the user's config overrides them per tool."
+    )
+    actions: list[Action] = Field(
+        default_factory=list, description="The actions; openapi and mcp bindings may discover theirs."
+    )
 
     @model_validator(mode="after")
     def _actions_present_and_unique(self) -> Manifest:
@@ -194,7 +215,9 @@ def read_document(path: Path) -> Any:
             return json.loads(text)
         return yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError, ValueError, RecursionError) as exc:
-        raise ManifestError(str(path), [("", f"not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}")]) from None
+        raise ManifestError(
+            str(path), [("", f"not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}")]
+        ) from None
 
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -206,7 +229,9 @@ def load_manifest(path: str | Path) -> Manifest:
 
 
 def manifest_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix in MANIFEST_SUFFIXES and p.is_file() and not p.name.startswith("."))
+    return sorted(
+        p for p in folder.iterdir() if p.suffix in MANIFEST_SUFFIXES and p.is_file() and not p.name.startswith(".")
+    )
 
 
 def dump_manifest(manifest: Manifest) -> dict[str, Any]:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from toolkit.bindings import ActionBinding, BindingError, make_bindings
 from toolkit.lockfile import LockFile, default_lock_path, read_lock
@@ -168,7 +169,9 @@ class ToolRegistry:
         if missing_mods:
             return f"missing Python package(s): {', '.join(missing_mods)}{hint}"
         # a program's path may be configured as the setting `<program>_path` (e.g. chromium_path)
-        missing_bins = [b for b in manifest.requires.binaries if not _binary_exists(str(settings.get(f"{b}_path") or b))]
+        missing_bins = [
+            b for b in manifest.requires.binaries if not _binary_exists(str(settings.get(f"{b}_path") or b))
+        ]
         if missing_bins:
             return f"missing program(s): {', '.join(missing_bins)}{hint}"
         return None
@@ -195,12 +198,14 @@ class ToolRegistry:
             elif hasattr(item, "__toolkit_manifest__"):
                 self.add_function(item)
             else:
-                self.errors.append(ManifestError(source, [("", f"unsupported entry point value {type(item).__name__}")]))
+                self.errors.append(
+                    ManifestError(source, [("", f"unsupported entry point value {type(item).__name__}")])
+                )
 
     def add_function(self, fn: Callable[..., Any], *, name: str | None = None) -> RegisteredTool | None:
         """Register a plain or `@tool`-decorated function as a one-action tool."""
-        from toolkit.decorators import function_manifest
         from toolkit.bindings.python import FunctionBinding
+        from toolkit.decorators import function_manifest
 
         manifest = getattr(fn, "__toolkit_manifest__", None) or function_manifest(fn, name=name)
         if name and manifest.name != name:  # a decorated function registered under another name

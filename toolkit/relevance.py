@@ -16,7 +16,8 @@ two words match when equal or when both have 5+ letters and start alike (`conver
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator, Literal
+from collections.abc import Iterator
+from typing import Any, Literal
 
 from toolkit.retrieval import tokenize
 from toolkit.types import ToolCall, ToolSpec
@@ -110,4 +111,13 @@ def drop_redundant_calls(calls: list[ToolCall], request: str) -> list[ToolCall]:
     return kept
 
 
-__all__ = ["Relevance", "relevance", "named_tools", "by_name_words", "drop_redundant_calls", "in_request", "shared_words", "words_match"]
+__all__ = [
+    "Relevance",
+    "relevance",
+    "named_tools",
+    "by_name_words",
+    "drop_redundant_calls",
+    "in_request",
+    "shared_words",
+    "words_match",
+]

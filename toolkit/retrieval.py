@@ -9,7 +9,8 @@ offered): the agent and planners offer only the top-k that retrieval ranks for t
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 

@@ -73,7 +73,9 @@ def _answer_type(options: list[Any]) -> type | None:
     return None
 
 
-def check_type(param: str, value: Any, options: list[Any], declared: str, expected: type, item_type: type | None) -> tuple[Verdict, bool]:
+def check_type(
+    param: str, value: Any, options: list[Any], declared: str, expected: type, item_type: type | None
+) -> tuple[Verdict, bool]:
     """(verdict, is_variable). A variable is a possible answer not of the declared type."""
     answer_type = _answer_type(options)
     is_variable = answer_type is not None and answer_type != expected
@@ -93,7 +95,9 @@ def check_type(param: str, value: Any, options: list[Any], declared: str, expect
         return OK, True
     if nested_failed:
         return fail("type_error:nested", f"Nested type check failed for {param!r}: {value!r}"), is_variable
-    return fail("type_error:simple", f"Incorrect type for {param!r}: expected {declared}, got {type(value).__name__}"), is_variable
+    return fail(
+        "type_error:simple", f"Incorrect type for {param!r}: expected {declared}, got {type(value).__name__}"
+    ), is_variable
 
 
 def check_string(param: str, value: str, options: list[Any]) -> Verdict:
@@ -145,7 +149,7 @@ def check_list_of_dicts(param: str, value: list[Any], options: list[Any]) -> Ver
         if len(value) != len(option):
             verdict = fail("value_error:list_dict_count", "Wrong number of dictionaries in the list.")
             continue
-        for item, allowed in zip(value, option):
+        for item, allowed in zip(value, option, strict=True):
             verdict = check_dict(param, item, [allowed])
             if not verdict.valid:
                 break
@@ -187,7 +191,9 @@ def check_call(function: dict[str, Any], call: Call, answer: dict[str, dict[str,
             elif expected is list:
                 verdict = check_list(param, value, options)
             elif value not in options:
-                verdict = fail("value_error:others", f"Invalid value for {param!r}: {value!r}; expected one of {options}")
+                verdict = fail(
+                    "value_error:others", f"Invalid value for {param!r}: {value!r}; expected one of {options}"
+                )
             if not verdict.valid:
                 return verdict
             continue
@@ -195,7 +201,9 @@ def check_call(function: dict[str, Any], call: Call, answer: dict[str, dict[str,
             return fail("value_error:others", f"Invalid value for {param!r}: {value!r}; expected one of {options}")
     for param, options in options_by_param.items():
         if param not in arguments and "" not in options:
-            return fail("simple_function_checker:missing_optional", f"Parameter {param!r} not provided and not optional")
+            return fail(
+                "simple_function_checker:missing_optional", f"Parameter {param!r} not provided and not optional"
+            )
     return OK
 
 
@@ -223,8 +231,11 @@ def check_parallel(functions: list[dict[str, Any]], calls: list[Call], answers: 
                 break
             errors.append({call_index: verdict.errors})
         else:
-            return Verdict(valid=False, error_type="parallel_function_checker_no_order:cannot_find_match",
-                           errors=[f"No call matches possible answer {index}", *errors])
+            return Verdict(
+                valid=False,
+                error_type="parallel_function_checker_no_order:cannot_find_match",
+                errors=[f"No call matches possible answer {index}", *errors],
+            )
     return OK
 
 
@@ -238,7 +249,9 @@ def is_irrelevance(category: str) -> bool:
     return "irrelevance" in category
 
 
-def check(category: str, functions: list[dict[str, Any]], calls: list[Call], answers: list[dict[str, Any]] | None) -> Verdict:
+def check(
+    category: str, functions: list[dict[str, Any]], calls: list[Call], answers: list[dict[str, Any]] | None
+) -> Verdict:
     """The verdict for one question of `category` given the model's calls (`[]`: no call)."""
     if is_irrelevance(category):
         if calls:

@@ -65,7 +65,10 @@ def find_data_dir(data_dir: str | Path | None = None) -> Path:
 
 def _category_file(folder: Path, category: str) -> Path:
     pattern = re.compile(rf"BFCL_v(\d+)_{re.escape(category)}\.json")  # not parallel_multiple for multiple
-    matches = sorted((p for p in folder.glob("BFCL_v*.json") if pattern.fullmatch(p.name)), key=lambda p: int(pattern.fullmatch(p.name)[1]))
+    matches = sorted(
+        (p for p in folder.glob("BFCL_v*.json") if pattern.fullmatch(p.name)),
+        key=lambda p: int(pattern.fullmatch(p.name)[1]),
+    )
     if not matches:
         raise DataNotFound(f"no BFCL file for category {category!r} in {folder}")
     return matches[-1]  # the newest version when several are present
@@ -134,7 +137,9 @@ def to_tool_specs(functions: list[dict[str, Any]]) -> list[ToolSpec]:
         parameters = to_json_schema(function.get("parameters") or {"type": "dict", "properties": {}})
         parameters["type"] = "object"
         parameters.setdefault("properties", {})
-        specs.append(ToolSpec(name=function["name"], description=function.get("description", ""), parameters=parameters))
+        specs.append(
+            ToolSpec(name=function["name"], description=function.get("description", ""), parameters=parameters)
+        )
     return specs
 
 

@@ -26,11 +26,11 @@ import json
 from typing import Any
 
 from toolkit.grounding import ground_numbers
-from toolkit.relevance import by_name_words, drop_redundant_calls, named_tools, relevance
 from toolkit.models import Backend
 from toolkit.models.base import supports_streaming
 from toolkit.models.llamacpp.prompt import signature_text
 from toolkit.models.parsing import parse_native_calls
+from toolkit.relevance import by_name_words, drop_redundant_calls, named_tools, relevance
 from toolkit.types import Constraint, LLMRequest, LLMResponse, Message, Timings, ToolCall
 
 NEXT_CALL_PROMPT = (
@@ -65,15 +65,24 @@ def request_text(request: LLMRequest) -> str:
 
 def summed(first: LLMResponse, second: LLMResponse) -> dict[str, Any]:
     """Usage and time of two requests that made one answer."""
-    return {"usage": first.usage + second.usage, "timings": Timings(total_s=first.timings.total_s + second.timings.total_s)}
+    return {
+        "usage": first.usage + second.usage,
+        "timings": Timings(total_s=first.timings.total_s + second.timings.total_s),
+    }
 
 
 async def tool_turns(backend: Backend, request: LLMRequest, max_calls: int) -> LLMResponse:
     response = await backend.generate(request)
     calls = list(response.tool_calls)
     while calls and not response.parse_error and len(calls) < max_calls:
-        messages = [*request.messages, Message(role="assistant", tool_calls=calls), Message(role="user", content=NEXT_CALL_PROMPT)]
-        sampling = request.sampling.model_copy(update={"max_tokens": min(request.sampling.max_tokens, FOLLOW_UP_MAX_TOKENS)})
+        messages = [
+            *request.messages,
+            Message(role="assistant", tool_calls=calls),
+            Message(role="user", content=NEXT_CALL_PROMPT),
+        ]
+        sampling = request.sampling.model_copy(
+            update={"max_tokens": min(request.sampling.max_tokens, FOLLOW_UP_MAX_TOKENS)}
+        )
         following = await backend.generate(request.model_copy(update={"messages": messages, "sampling": sampling}))
         new = [c for c in unique(following.tool_calls) if call_key(c) not in {call_key(k) for k in calls}]
         if following.parse_error or not new:
@@ -85,13 +94,21 @@ async def tool_turns(backend: Backend, request: LLMRequest, max_calls: int) -> L
 def calls_list_schema(request: LLMRequest, max_calls: int) -> dict[str, Any]:
     item = {
         "anyOf": [
-            {"type": "object", "properties": {"name": {"const": t.name}, "arguments": t.parameters},
-             "required": ["name", "arguments"], "additionalProperties": False}
+            {
+                "type": "object",
+                "properties": {"name": {"const": t.name}, "arguments": t.parameters},
+                "required": ["name", "arguments"],
+                "additionalProperties": False,
+            }
             for t in request.tools
         ]
     }
-    return {"type": "object", "properties": {"calls": {"type": "array", "items": item, "maxItems": max_calls}},
-            "required": ["calls"], "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {"calls": {"type": "array", "items": item, "maxItems": max_calls}},
+        "required": ["calls"],
+        "additionalProperties": False,
+    }
 
 
 def calls_list_system(request: LLMRequest) -> Message:
@@ -172,10 +189,14 @@ async def list_until_repeat(backend: Backend, request: LLMRequest) -> LLMRespons
 
 async def calls_list(backend: Backend, request: LLMRequest, max_calls: int) -> LLMResponse:
     messages = [calls_list_system(request), *(m for m in request.messages if m.role != "system")]
-    constrained = request.model_copy(update={
-        "messages": messages, "tools": [], "tool_choice": "none",
-        "constraint": Constraint(kind="json_schema", json_schema=calls_list_schema(request, max_calls)),
-    })
+    constrained = request.model_copy(
+        update={
+            "messages": messages,
+            "tools": [],
+            "tool_choice": "none",
+            "constraint": Constraint(kind="json_schema", json_schema=calls_list_schema(request, max_calls)),
+        }
+    )
     response = await list_until_repeat(backend, constrained)
     if response.parse_error or (response.tool_calls and not response.text.strip()):
         # a backend that returns native calls instead of text (scripted): take them as they are

@@ -7,7 +7,8 @@ A perturbation returns None when it does not apply to a question (e.g. no requir
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from evals.bfcl.checker import PYTHON_TYPES, Call, is_irrelevance
 from evals.bfcl.data import Question
@@ -18,7 +19,9 @@ PERTURBATIONS = ("wrong_value", "wrong_type", "missing_required", "extra_call")
 def _gold_value(option: Any) -> Any:
     """Dict answers hold options per key (a list of dicts, per dict): take the first of each."""
     if isinstance(option, dict):
-        return {key: _gold_value(chosen[0]) for key, values in option.items() if (chosen := [v for v in values if v != ""])}
+        return {
+            key: _gold_value(chosen[0]) for key, values in option.items() if (chosen := [v for v in values if v != ""])
+        }
     if isinstance(option, list) and option and all(isinstance(item, dict) for item in option):
         return [_gold_value(item) for item in option]
     return copy.deepcopy(option)
@@ -75,7 +78,9 @@ def _wrong_type(declared: str, options: list[Any]) -> Any:
     raise ValueError(f"no wrong type for {declared}")
 
 
-def _perturb_first_param(question: Question, change: Callable[[str, Any, list[Any], str], Any | None]) -> list[Call] | None:
+def _perturb_first_param(
+    question: Question, change: Callable[[str, Any, list[Any], str], Any | None]
+) -> list[Call] | None:
     calls = gold_calls(question)
     for index, answer in enumerate(question.answers or []):
         name, options_by_param = next(iter(answer.items()))

@@ -14,8 +14,8 @@ from rich.progress import Progress
 
 from evals.baselines import engine_and_baseline
 from evals.bfcl.checker import check
-from evals.bfcl.engine import ENGINE_ANSWERS, ENGINE_MODES
 from evals.bfcl.data import CATEGORIES, Question, load_category, to_messages, to_tool_specs
+from evals.bfcl.engine import ENGINE_ANSWERS, ENGINE_MODES
 from evals.runner import EvalReport, ReportRow, model_label, run_all, run_systems, systems_note
 from toolkit.models import Backend
 from toolkit.types import LLMRequest, LLMResponse, Message, Sampling
@@ -51,7 +51,9 @@ def bfcl_request(question: Question, max_tokens: int = 256) -> LLMRequest:
     )
 
 
-async def answer_question(system: str, backend: Backend, question: Question, max_calls: int = 1, mode: str = "tool-turns") -> dict[str, Any]:
+async def answer_question(
+    system: str, backend: Backend, question: Question, max_calls: int = 1, mode: str = "tool-turns"
+) -> dict[str, Any]:
     """One question through one system, scored. Never raises: a failure is an unparseable answer."""
     try:
         if mode == "tool-turns" and max_calls <= 1:  # as the backend answers, all its calls kept
@@ -127,9 +129,16 @@ async def run_bfcl(
     engine, baseline = engine_and_baseline(model, side_by_side, engine, baseline)
     systems = [ENGINE_LABEL, baseline.name]
     runs = [
-        (label, lambda b=backend, s=label, m=budget, h=how: run_all(
-            f"bfcl · {s}", questions, lambda q: answer_question(s, b, q, m, h), progress, concurrency))
-        for label, backend, budget, how in ((ENGINE_LABEL, engine, max_calls, mode), (baseline.name, baseline, 1, "tool-turns"))
+        (
+            label,
+            lambda b=backend, s=label, m=budget, h=how: run_all(
+                f"bfcl · {s}", questions, lambda q: answer_question(s, b, q, m, h), progress, concurrency
+            ),
+        )
+        for label, backend, budget, how in (
+            (ENGINE_LABEL, engine, max_calls, mode),
+            (baseline.name, baseline, 1, "tool-turns"),
+        )
     ]
     try:
         items, wall = await run_systems(runs, side_by_side)

@@ -36,7 +36,9 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 60.0)
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
 
 
-def start_http_server(args: list[str], port: int, env: dict[str, str] | None = None, cwd: str | None = None) -> subprocess.Popen:
+def start_http_server(
+    args: list[str], port: int, env: dict[str, str] | None = None, cwd: str | None = None
+) -> subprocess.Popen:
     """Start a server subprocess listening on 127.0.0.1:port and wait until it accepts connections."""
     # stderr to a file, not a pipe: a pipe nobody reads would block a chatty server once full
     log = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")

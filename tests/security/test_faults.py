@@ -52,10 +52,12 @@ def test_failing_tools_become_observations_and_the_task_returns():
     registry = ToolRegistry()
     for fn in (explode, stall, garbage, binary):
         registry.add_function(fn)
-    backend = ScriptedBackend([
-        {"tool_calls": [{"name": n, "arguments": {}} for n in ("explode", "stall", "garbage", "binary")]},
-        {"text": "done anyway"},
-    ])
+    backend = ScriptedBackend(
+        [
+            {"tool_calls": [{"name": n, "arguments": {}} for n in ("explode", "stall", "garbage", "binary")]},
+            {"text": "done anyway"},
+        ]
+    )
     started = time.perf_counter()
     result = Agent(model=backend, tools=registry).run("try everything")
     assert time.perf_counter() - started < 30  # the hung tool did not hold the task
@@ -101,11 +103,14 @@ def faulty_url():
     server.shutdown()
 
 
-@pytest.mark.parametrize("mode,options", [
-    ("500", {"max_retries": 2, "backoff_s": 0.01}),
-    ("hang", {"max_retries": 0, "timeout_s": 0.5}),
-    ("cut", {"max_retries": 0, "stream": True}),
-])
+@pytest.mark.parametrize(
+    "mode,options",
+    [
+        ("500", {"max_retries": 2, "backoff_s": 0.01}),
+        ("hang", {"max_retries": 0, "timeout_s": 0.5}),
+        ("cut", {"max_retries": 0, "stream": True}),
+    ],
+)
 def test_backend_faults_end_as_an_error_status(faulty_url, mode, options):
     FaultyServer.mode = mode
     backend = OpenAIBackend("m", faulty_url, api_key="k", **options)

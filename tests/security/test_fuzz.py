@@ -14,21 +14,32 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.test_manifest_property import json_like, manifest_like
 from toolkit import Agent, ToolRegistry, tool
 from toolkit.manifest import Manifest, ManifestError, parse_manifest
-from toolkit.runtime.executor import Executor
 from toolkit.models.parsing import parse_model_output
 from toolkit.models.scripted import ScriptedBackend
+from toolkit.runtime.executor import Executor
 from toolkit.types import ToolCall, ToolSpec
-
-from tests.test_manifest_property import json_like, manifest_like
 
 EXAMPLES = int(os.environ.get("TOOLKIT_FUZZ_EXAMPLES", "10000"))
 FAST = dict(deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 SPECS = [
-    ToolSpec(name="math.calculate", description="Evaluate.", parameters={"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}),
-    ToolSpec(name="search", description="Search.", parameters={"type": "object", "properties": {"query": {"type": "string"}, "k": {"type": "integer"}}, "required": ["query"]}),
+    ToolSpec(
+        name="math.calculate",
+        description="Evaluate.",
+        parameters={"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]},
+    ),
+    ToolSpec(
+        name="search",
+        description="Search.",
+        parameters={
+            "type": "object",
+            "properties": {"query": {"type": "string"}, "k": {"type": "integer"}},
+            "required": ["query"],
+        },
+    ),
 ]
 
 call_like = st.fixed_dictionaries(

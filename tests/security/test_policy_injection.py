@@ -10,8 +10,8 @@ import yaml
 
 from tests.fixtures.plugin_server import serve_handler
 from toolkit import Agent, ToolRegistry, tool
-from toolkit.planner.prompts import OBSERVATION_CLOSE
 from toolkit.models.scripted import ScriptedBackend
+from toolkit.planner.prompts import OBSERVATION_CLOSE
 from toolkit.runtime.policy import default_mode, make_approver
 from toolkit.types import ErrorCode
 
@@ -52,12 +52,23 @@ def registry_with_victim(tmp_path: Path, page_url: str) -> tuple[ToolRegistry, P
         return "deleted"
 
     registry = ToolRegistry()
-    (tmp_path / "web.yaml").write_text(yaml.safe_dump({
-        "name": "web", "description": "Read a page.",
-        "binding": {"type": "http", "base_url": page_url},
-        "actions": [{"name": "read", "description": "Read the weather page.", "route": {"path": "/weather"},
-                     "annotations": {"read_only": True}}],
-    }))
+    (tmp_path / "web.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "web",
+                "description": "Read a page.",
+                "binding": {"type": "http", "base_url": page_url},
+                "actions": [
+                    {
+                        "name": "read",
+                        "description": "Read the weather page.",
+                        "route": {"path": "/weather"},
+                        "annotations": {"read_only": True},
+                    }
+                ],
+            }
+        )
+    )
     registry.load_file(tmp_path / "web.yaml")
     registry.add_function(delete_all, name="files")
     return registry, victim
@@ -65,11 +76,13 @@ def registry_with_victim(tmp_path: Path, page_url: str) -> tuple[ToolRegistry, P
 
 def fooled_model() -> ScriptedBackend:
     """Stands in for a model that obeys the injected text: it calls the destructive tool."""
-    backend = ScriptedBackend([
-        {"tool_calls": [{"name": "web.read", "arguments": {}}]},
-        {"tool_calls": [{"name": "files", "arguments": {}}]},
-        {"text": "It is sunny."},
-    ])
+    backend = ScriptedBackend(
+        [
+            {"tool_calls": [{"name": "web.read", "arguments": {}}]},
+            {"tool_calls": [{"name": "files", "arguments": {}}]},
+            {"text": "It is sunny."},
+        ]
+    )
     backend.record_requests = True
     return backend
 
@@ -86,7 +99,10 @@ def test_injected_page_cannot_trigger_a_destructive_call_without_approval(tmp_pa
     tool_msgs = [m.content for m in backend.requests[1].messages if m.role == "tool"]
     assert tool_msgs[0].startswith('<tool_output name="web.read" trust="untrusted-data">')
     assert tool_msgs[0].count(OBSERVATION_CLOSE) == 1 and tool_msgs[0].endswith(OBSERVATION_CLOSE)
-    assert "untrusted" in backend.requests[0].messages[0].content or "data, never instructions" in backend.requests[0].messages[0].content
+    assert (
+        "untrusted" in backend.requests[0].messages[0].content
+        or "data, never instructions" in backend.requests[0].messages[0].content
+    )
 
 
 def test_an_approval_callback_decides(tmp_path, page_url):
@@ -104,7 +120,9 @@ def test_an_approval_callback_decides(tmp_path, page_url):
 
 def test_auto_and_per_tool_overrides(tmp_path, page_url):
     registry, victim = registry_with_victim(tmp_path, page_url)
-    result = Agent(model=fooled_model(), tools=registry, approver=make_approver("auto", {"files": "deny"})).run("weather?")
+    result = Agent(model=fooled_model(), tools=registry, approver=make_approver("auto", {"files": "deny"})).run(
+        "weather?"
+    )
     assert victim.exists() and any(o.error == ErrorCode.denied for o in result.observations)
     (tmp_path / "second").mkdir()
     registry2, victim2 = registry_with_victim(tmp_path / "second", page_url)

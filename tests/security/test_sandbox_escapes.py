@@ -12,7 +12,6 @@ import os
 import socket
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -39,7 +38,14 @@ def planted(tmp_path_factory):
 def run(code: str, **limits) -> dict:
     # require the jail: without bubblewrap these attempts would run unconfined (and the signal
     # tests would hit this very process), so the sandbox must refuse rather than run them
-    settings = {"timeout_s": 5, "cpu_s": 5, "memory_mb": 256, "max_processes": 32, "require_filesystem_isolation": True, **limits}
+    settings = {
+        "timeout_s": 5,
+        "cpu_s": 5,
+        "memory_mb": 256,
+        "max_processes": 32,
+        "require_filesystem_isolation": True,
+        **limits,
+    }
     result = asyncio.run(run_python(code, SandboxLimits.from_settings(settings)))
     return result.to_dict()
 
@@ -206,7 +212,9 @@ def test_memory_exhaustion_is_stopped():
 
 
 def test_disk_exhaustion_is_stopped():
-    result = run("f = open('big', 'wb')\nfor _ in range(1000): f.write(b'x' * 1024 * 1024)\nprint('wrote 1 GB')", file_size_mb=8)
+    result = run(
+        "f = open('big', 'wb')\nfor _ in range(1000): f.write(b'x' * 1024 * 1024)\nprint('wrote 1 GB')", file_size_mb=8
+    )
     assert "wrote 1 GB" not in result["stdout"] and not result["ok"]
 
 
@@ -226,5 +234,7 @@ def test_escape_attempt_through_the_registered_tool(planted):
     registry = ToolRegistry.default(entry_points=False)
     if not registry.tools["python"].available:
         pytest.skip(registry.tools["python"].reason)
-    obs = asyncio.run(Executor(registry).execute(ToolCall(name="python", arguments={"code": f"print(open({str(planted)!r}).read())"})))
+    obs = asyncio.run(
+        Executor(registry).execute(ToolCall(name="python", arguments={"code": f"print(open({str(planted)!r}).read())"}))
+    )
     assert SECRET not in obs.text

@@ -40,16 +40,20 @@ class LeakyHandler(BaseHTTPRequestHandler):
 def leaky_registry(tmp_path, monkeypatch):
     server, url = serve_handler(LeakyHandler)
     monkeypatch.setenv("LEAKY_API_KEY", SECRET)
-    (tmp_path / "leaky.yaml").write_text(yaml.safe_dump({
-        "name": "leaky", "description": "A service that needs a key.",
-        "binding": {"type": "http", "base_url": url,
-                    "headers": {"Authorization": "Bearer ${LEAKY_API_KEY}"}},
-        "auth": {"env": ["LEAKY_API_KEY"]},
-        "actions": [
-            {"name": "ok", "description": "Works.", "route": {"path": "/ok"}},
-            {"name": "fail", "description": "Fails.", "route": {"path": "/fail"}},
-        ],
-    }))
+    (tmp_path / "leaky.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "leaky",
+                "description": "A service that needs a key.",
+                "binding": {"type": "http", "base_url": url, "headers": {"Authorization": "Bearer ${LEAKY_API_KEY}"}},
+                "auth": {"env": ["LEAKY_API_KEY"]},
+                "actions": [
+                    {"name": "ok", "description": "Works.", "route": {"path": "/ok"}},
+                    {"name": "fail", "description": "Fails.", "route": {"path": "/fail"}},
+                ],
+            }
+        )
+    )
     registry = ToolRegistry()
     registry.load_file(tmp_path / "leaky.yaml")
     yield registry
@@ -57,10 +61,12 @@ def leaky_registry(tmp_path, monkeypatch):
 
 
 def test_planted_secret_never_reaches_trace_answer_or_errors(leaky_registry, tmp_path):
-    backend = ScriptedBackend([
-        {"tool_calls": [{"name": "leaky.ok", "arguments": {}}, {"name": "leaky.fail", "arguments": {}}]},
-        {"text": f"The service said Bearer {SECRET}"},  # even a model that repeats it
-    ])
+    backend = ScriptedBackend(
+        [
+            {"tool_calls": [{"name": "leaky.ok", "arguments": {}}, {"name": "leaky.fail", "arguments": {}}]},
+            {"text": f"The service said Bearer {SECRET}"},  # even a model that repeats it
+        ]
+    )
     result = Agent(model=backend, tools=leaky_registry).run("call the service")
     ok, failed = result.observations
     assert ok.ok and "[REDACTED:LEAKY_API_KEY]" in ok.text  # the tool really did leak it
@@ -91,11 +97,22 @@ def test_every_front_end_redacts_without_being_asked(leaky_registry):
 
 def _write_tool(folder: Path, description: str) -> Path:
     path = folder / "pinned.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "pinned", "description": description,
-        "binding": {"type": "python", "module": "tests.fixtures.echo_tools"},
-        "actions": [{"name": "echo", "description": "Echo.", "input_schema": {"type": "object", "properties": {"text": {"type": "string"}}}}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "pinned",
+                "description": description,
+                "binding": {"type": "python", "module": "tests.fixtures.echo_tools"},
+                "actions": [
+                    {
+                        "name": "echo",
+                        "description": "Echo.",
+                        "input_schema": {"type": "object", "properties": {"text": {"type": "string"}}},
+                    }
+                ],
+            }
+        )
+    )
     return path
 
 
@@ -117,5 +134,8 @@ def test_lock_refuses_a_manifest_changed_since_until_relocked(tmp_path):
     assert not changed.available and "changed since it was locked" in changed.reason
     check = runner.invoke(app, ["tools", "lock", "--check", "--lock-file", str(lock), "--tools-path", str(folder)])
     assert check.exit_code == 1 and "pinned" in check.output
-    assert runner.invoke(app, ["tools", "lock", "pinned", "--lock-file", str(lock), "--tools-path", str(folder)]).exit_code == 0
+    assert (
+        runner.invoke(app, ["tools", "lock", "pinned", "--lock-file", str(lock), "--tools-path", str(folder)]).exit_code
+        == 0
+    )
     assert pinned().available

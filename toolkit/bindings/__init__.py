@@ -6,10 +6,9 @@ openapi and mcp) and one ActionBinding per action.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-
-from dataclasses import dataclass, field
 
 from toolkit.manifest import Manifest
 

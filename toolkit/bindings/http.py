@@ -67,5 +67,7 @@ def http_bindings(manifest: Manifest) -> dict[str, ActionBinding]:
     for action in manifest.actions:
         if action.route is None:
             raise BindingError(f"action {action.name!r} of an http binding needs a `route`")
-        bindings[action.name] = RequestBinding(binding.base_url, action.route.method, action.route.path, binding.headers)  # type: ignore[union-attr]
+        bindings[action.name] = RequestBinding(
+            binding.base_url, action.route.method, action.route.path, binding.headers
+        )  # type: ignore[union-attr]
     return bindings

@@ -80,7 +80,9 @@ def server_target(binding: MCPBinding, base_dir: Path | None, environ: dict[str,
     if command[0] in ("python", "python3"):
         command[0] = sys.executable
     env = {k: expand_env(v, environ if environ is not None else dict(os.environ)) for k, v in binding.env.items()}
-    params = StdioServerParameters(command=command[0], args=command[1:], env=env or None, cwd=str(base_dir) if base_dir else None)
+    params = StdioServerParameters(
+        command=command[0], args=command[1:], env=env or None, cwd=str(base_dir) if base_dir else None
+    )
     return params, " ".join(command)
 
 
@@ -124,7 +126,9 @@ def mcp_bindings(manifest: Manifest, base_dir: Path | None) -> tuple[Manifest, d
         for declared in manifest.actions:
             key = declared.name if declared.name in found else by_mcp_name.get(declared.function or "")
             if key is None:
-                raise BindingError(f"MCP server {label} has no tool {declared.function or declared.name!r}; it has: {', '.join(t.name for t in tools)}")
+                raise BindingError(
+                    f"MCP server {label} has no tool {declared.function or declared.name!r}; it has: {', '.join(t.name for t in tools)}"
+                )
             actions.append(declared)
             mcp_names[declared.name] = found[key][0]
     else:
@@ -132,5 +136,7 @@ def mcp_bindings(manifest: Manifest, base_dir: Path | None) -> tuple[Manifest, d
             actions.append(action)
             mcp_names[name] = mcp_name
     handle = MCPServerHandle(connection)
-    bindings: dict[str, ActionBinding] = {name: MCPToolBinding(handle, mcp_name) for name, mcp_name in mcp_names.items()}
+    bindings: dict[str, ActionBinding] = {
+        name: MCPToolBinding(handle, mcp_name) for name, mcp_name in mcp_names.items()
+    }
     return manifest.model_copy(update={"actions": actions}), bindings

@@ -22,7 +22,8 @@ import os
 import tempfile
 import threading
 import weakref
-from typing import Any, Coroutine, TypeVar
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -115,12 +116,16 @@ class MCPConnection:
             self._task = loop.create_task(self._serve(ready), name=f"mcp:{self.label}")
             try:
                 client = await asyncio.wait_for(ready, self.connect_timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await self._shutdown()
-                raise MCPConnectionError(f"no answer from MCP server {self.label} after {self.connect_timeout_s:g} s{self._stderr_tail()}") from None
+                raise MCPConnectionError(
+                    f"no answer from MCP server {self.label} after {self.connect_timeout_s:g} s{self._stderr_tail()}"
+                ) from None
             except Exception as exc:
                 await self._shutdown()
-                raise MCPConnectionError(f"cannot connect to MCP server {self.label}: {_describe(exc)}{self._stderr_tail()}") from None
+                raise MCPConnectionError(
+                    f"cannot connect to MCP server {self.label}: {_describe(exc)}{self._stderr_tail()}"
+                ) from None
             _open_connections.add(self)
             return client
 
@@ -132,7 +137,7 @@ class MCPConnection:
             self._stop.set()
         try:
             await asyncio.wait_for(asyncio.shield(task), 10)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             task.cancel()
         except Exception:  # noqa: BLE001 - a failed session is being discarded anyway
             pass

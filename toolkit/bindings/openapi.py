@@ -113,9 +113,13 @@ def openapi_bindings(manifest: Manifest, base_dir: Path | None) -> tuple[Manifes
                 continue
             action = declared.get(op_name) or Action(
                 name=op_name,
-                description=(operation.get("summary") or operation.get("description") or f"{method.upper()} {path}")[:1000],
+                description=(operation.get("summary") or operation.get("description") or f"{method.upper()} {path}")[
+                    :1000
+                ],
                 input_schema=_input_schema(operation),
-                annotations=Annotations(read_only=method == "get", idempotent=method in ("get", "put", "delete"), open_world=True),
+                annotations=Annotations(
+                    read_only=method == "get", idempotent=method in ("get", "put", "delete"), open_world=True
+                ),
             )
             actions.append(action)
             bindings[action.name] = RequestBinding(base_url, method, path, binding.headers)  # type: ignore[union-attr]

@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from toolkit.bindings import ActionBinding, BindingError, ToolContext
 from toolkit.manifest import Manifest

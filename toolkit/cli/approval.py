@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 from rich.console import Console
 
@@ -14,7 +12,7 @@ ApproveOption = typer.Option(
 )
 
 
-def check_approve(approve: Optional[str], err: Console) -> None:
+def check_approve(approve: str | None, err: Console) -> None:
     """Exit 2 with the reason when `approve` is not a mode (None: the config's or the default)."""
     if approve is not None and approve not in TERMINAL_MODES:
         err.print(f"--approve must be ask, auto or deny, not {approve!r}")

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from toolkit.config import ConfigError
-from toolkit.runtime.batch import AgentOptions, BatchPlan, BatchStats, plan_batch, run_batch, unknown_tools
 from toolkit.models import BackendError
+from toolkit.runtime.batch import AgentOptions, BatchPlan, BatchStats, plan_batch, run_batch, unknown_tools
 from toolkit.runtime.results_file import ResultsFile, ResultsFileError, TraceFile
 from toolkit.runtime.tasks_file import TaskFileError, read_tasks
 from toolkit.types import TaskResult
@@ -79,35 +79,62 @@ class BatchProgress:
 
 def print_summary(plan: BatchPlan, stats: BatchStats, results: ResultsFile, tasks_ids: set[str]) -> None:
     elapsed = max(stats.elapsed, 1e-9)
-    err.print(f"[bold]done[/]      {stats.ok} ok, {len(stats.failures)} failed, {len(stats.unfinished)} unfinished (this run)")
+    err.print(
+        f"[bold]done[/]      {stats.ok} ok, {len(stats.failures)} failed, {len(stats.unfinished)} unfinished (this run)"
+    )
     for reason, count, ids in stats.failure_reasons()[:10]:
         shown = ", ".join(ids[:5]) + (f", … (+{len(ids) - 5})" if len(ids) > 5 else "")
         err.print(f"  [red]{count} ×[/] {reason[:200]}  [dim]{shown}[/]", markup=True)
     if stats.unfinished:
-        err.print(f"  [yellow]{len(stats.unfinished)} unfinished[/] ({stats.unfinished[0][1]}): run again with --resume", markup=True)
+        err.print(
+            f"  [yellow]{len(stats.unfinished)} unfinished[/] ({stats.unfinished[0][1]}): run again with --resume",
+            markup=True,
+        )
     err.print(f"[bold]time[/]      {stats.elapsed:.2f} s  ({task_rate(stats.done, elapsed)})")
-    err.print(f"[bold]tokens[/]    {stats.tokens:,} ({stats.prompt_tokens:,} prompt + {stats.completion_tokens:,} completion; {stats.tokens / elapsed:,.0f} tok/s)")
+    err.print(
+        f"[bold]tokens[/]    {stats.tokens:,} ({stats.prompt_tokens:,} prompt + {stats.completion_tokens:,} completion; {stats.tokens / elapsed:,.0f} tok/s)"
+    )
     recorded = {i: s for i, s in results.recorded.items() if i in tasks_ids}
     ok = sum(1 for s in recorded.values() if s == "ok")
-    err.print(f"[bold]results[/]   {results.path}: {len(recorded)}/{plan.total} tasks recorded, {ok} ok, {len(recorded) - ok} failed")
+    err.print(
+        f"[bold]results[/]   {results.path}: {len(recorded)}/{plan.total} tasks recorded, {ok} ok, {len(recorded) - ok} failed"
+    )
 
 
 def batch(
-    tasks_path: Path = typer.Argument(..., metavar="TASKS.jsonl", help='One task a line: {"id": ..., "task": ..., "tools"?: [...], "max_steps"?: N, "metadata"?: {...}}'),
+    tasks_path: Path = typer.Argument(
+        ...,
+        metavar="TASKS.jsonl",
+        help='One task a line: {"id": ..., "task": ..., "tools"?: [...], "max_steps"?: N, "metadata"?: {...}}',
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Results file (JSONL, one result a line)."),
     concurrency: int = typer.Option(8, "--concurrency", "-c", help="Tasks in flight (per worker with --executor ray)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model string (see `toolkit run --help`)."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model string (see `toolkit run --help`)."),
     planner: str = typer.Option("react", "--planner", "-p", help="react | dag | dfsdt | webqa"),
-    tools: Optional[str] = typer.Option(None, "--tools", help="Comma-separated tools or actions for every task (a task's own `tools` wins)."),
-    tools_path: Optional[list[str]] = typer.Option(None, "--tools-path", help="Extra folder of manifests (repeatable)."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Budget of planner steps per task."),
-    approve: str = typer.Option("deny", "--approve", help="Actions with side effects: auto | deny (no one to ask in a batch)."),
-    resume: bool = typer.Option(False, "--resume", help="Keep the results file and run only the tasks it lacks (a failed task counts as done: see --retry-failed)."),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="With --resume: also run again the tasks whose result is a failure (implies --resume)."),
+    tools: str | None = typer.Option(
+        None, "--tools", help="Comma-separated tools or actions for every task (a task's own `tools` wins)."
+    ),
+    tools_path: list[str] | None = typer.Option(None, "--tools-path", help="Extra folder of manifests (repeatable)."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Budget of planner steps per task."),
+    approve: str = typer.Option(
+        "deny", "--approve", help="Actions with side effects: auto | deny (no one to ask in a batch)."
+    ),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Keep the results file and run only the tasks it lacks (a failed task counts as done: see --retry-failed).",
+    ),
+    retry_failed: bool = typer.Option(
+        False,
+        "--retry-failed",
+        help="With --resume: also run again the tasks whose result is a failure (implies --resume).",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start afresh: empty an existing results file."),
-    trace: Optional[Path] = typer.Option(None, "--trace", help="Also write every task's trace events to this JSONL file."),
+    trace: Path | None = typer.Option(None, "--trace", help="Also write every task's trace events to this JSONL file."),
     executor: str = typer.Option("local", "--executor", help="local (this process) | ray (shard over a Ray cluster)."),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: start a local Ray on 127.0.0.1)."),
+    address: str | None = typer.Option(
+        None, "--address", help="Ray cluster address (default: start a local Ray on 127.0.0.1)."
+    ),
     workers: int = typer.Option(2, "--workers", help="Ray workers (actors), each with its own backend."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress on stderr."),
 ) -> None:
@@ -150,7 +177,10 @@ def batch(
     with results:
         plan = plan_batch(tasks, results, retry_failed=retry_failed)
         if results.scan.torn_bytes and resume:
-            err.print(f"[yellow]cut a torn last line[/] ({results.scan.torn_bytes} bytes) from {out}: its task runs again", markup=True)
+            err.print(
+                f"[yellow]cut a torn last line[/] ({results.scan.torn_bytes} bytes) from {out}: its task runs again",
+                markup=True,
+            )
         err.print(
             f"{plan.total} tasks: {len(plan.todo)} to run"
             + (f", {plan.skipped} already in {out}" if plan.skipped else "")
@@ -183,7 +213,9 @@ def batch(
         raise typer.Exit(1)
 
 
-def _run(plan: BatchPlan, results: ResultsFile, runner: Any, concurrency: int, trace_file: TraceFile | None, show: bool) -> BatchStats:
+def _run(
+    plan: BatchPlan, results: ResultsFile, runner: Any, concurrency: int, trace_file: TraceFile | None, show: bool
+) -> BatchStats:
     bar = BatchProgress(len(plan.todo), show)
     holder: dict[str, BatchStats] = {}
 
@@ -193,7 +225,9 @@ def _run(plan: BatchPlan, results: ResultsFile, runner: Any, concurrency: int, t
 
     async def main() -> BatchStats:
         try:
-            return await run_batch(plan, results, runner, concurrency=concurrency, trace=trace_file, on_result=on_result)
+            return await run_batch(
+                plan, results, runner, concurrency=concurrency, trace=trace_file, on_result=on_result
+            )
         finally:
             if hasattr(runner, "aclose"):
                 await runner.aclose()
@@ -206,5 +240,7 @@ def _run(plan: BatchPlan, results: ResultsFile, runner: Any, concurrency: int, t
             stats.interrupted = True
             done = set(results.recorded)
             stats.unfinished = [(t.id or "", "interrupted") for t in plan.todo if t.id not in done]
-            err.print("[yellow]interrupted[/]: the results written so far are kept; run again with --resume", markup=True)
+            err.print(
+                "[yellow]interrupted[/]: the results written so far are kept; run again with --resume", markup=True
+            )
     return stats

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,7 +14,7 @@ app = typer.Typer(help="Build and query a local full-text search index (offline 
 def build(
     folder: Path = typer.Argument(..., help="Folder of HTML, Markdown and text documents (searched recursively)."),
     out: Path = typer.Option(..., "--out", "-o", help="The index file to write (SQLite)."),
-    base_url: Optional[str] = typer.Option(
+    base_url: str | None = typer.Option(
         None, "--base-url", help="URL at which FOLDER is served (e.g. http://127.0.0.1:8000/); default: file:// URLs."
     ),
 ) -> None:

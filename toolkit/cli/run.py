@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
 
 import typer
 from rich.console import Console
 
 from toolkit.cli.approval import ApproveOption, check_approve
 from toolkit.config import ConfigError, load_config, tool_folders
-from toolkit.registry import ToolRegistry
 from toolkit.models import BackendError
+from toolkit.registry import ToolRegistry
 from toolkit.runtime.policy import make_approver
 from toolkit.runtime.trace import write_trace
 from toolkit.types import TraceEvent
@@ -31,9 +30,13 @@ def show_event(task_id: str, e: TraceEvent) -> None:
         tokens = f"{e.usage.prompt_tokens}+{e.usage.completion_tokens} tok" if e.usage else ""
         err.print(f"{stamp} [cyan]model[/] {tokens} {_short(e.text or '')}", markup=True)
     elif e.kind == "plan" and e.plan is not None:
-        err.print(f"{stamp} [magenta]plan[/] {len(e.plan)} step(s): " + "; ".join(_short(json.dumps(s), 80) for s in e.plan))
+        err.print(
+            f"{stamp} [magenta]plan[/] {len(e.plan)} step(s): " + "; ".join(_short(json.dumps(s), 80) for s in e.plan)
+        )
     elif e.kind == "call" and e.call is not None:
-        err.print(f"{stamp} [yellow]call[/] {e.call.name}({_short(json.dumps(e.call.arguments, ensure_ascii=False), 120)})")
+        err.print(
+            f"{stamp} [yellow]call[/] {e.call.name}({_short(json.dumps(e.call.arguments, ensure_ascii=False), 120)})"
+        )
     elif e.kind == "observation" and e.observation is not None:
         o = e.observation
         colour = "green" if o.ok else "red"
@@ -57,15 +60,29 @@ def _planner_options(items: list[str]) -> dict:
 
 def run(
     task: str = typer.Argument(..., help="The task, in plain words."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="llamacpp:PATH.gguf | hf:REPO/FILE.gguf | openai:MODEL@URL | vllm:MODEL | scripted:FILE. Default: config, TOOLKIT_MODEL, else the embedded model."),
-    tools: Optional[str] = typer.Option(None, "--tools", help="Comma-separated tools or actions to offer (default: all available)."),
-    tools_path: Optional[list[str]] = typer.Option(None, "--tools-path", help="Extra folder of manifests (repeatable)."),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="llamacpp:PATH.gguf | hf:REPO/FILE.gguf | openai:MODEL@URL | vllm:MODEL | scripted:FILE. Default: config, TOOLKIT_MODEL, else the embedded model.",
+    ),
+    tools: str | None = typer.Option(
+        None, "--tools", help="Comma-separated tools or actions to offer (default: all available)."
+    ),
+    tools_path: list[str] | None = typer.Option(None, "--tools-path", help="Extra folder of manifests (repeatable)."),
     planner: str = typer.Option("react", "--planner", "-p", help="react | dag | dfsdt | webqa"),
-    planner_option: Optional[list[str]] = typer.Option(None, "--planner-option", "-o", help="A planner setting KEY=VALUE (repeatable; VALUE read as JSON when it parses), e.g. -o tool_k=3 -o max_replans=1."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Budget of planner steps (default: config, else 10)."),
-    approve: Optional[str] = ApproveOption,
+    planner_option: list[str] | None = typer.Option(
+        None,
+        "--planner-option",
+        "-o",
+        help="A planner setting KEY=VALUE (repeatable; VALUE read as JSON when it parses), e.g. -o tool_k=3 -o max_replans=1.",
+    ),
+    max_steps: int | None = typer.Option(
+        None, "--max-steps", help="Budget of planner steps (default: config, else 10)."
+    ),
+    approve: str | None = ApproveOption,
     as_json: bool = typer.Option(False, "--json", help="Print the whole result, trace included, as JSON."),
-    trace: Optional[str] = typer.Option(None, "--trace", help="Write the trace to this JSONL file."),
+    trace: str | None = typer.Option(None, "--trace", help="Write the trace to this JSONL file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print the answer alone: no live steps."),
 ) -> None:
     """Run one task with tools and print the answer. Steps are shown live on stderr."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -20,10 +19,20 @@ def mcp(
     host: str = typer.Option("127.0.0.1", "--host", help="HTTP: the address to listen on."),
     port: int = typer.Option(8000, "--port", "-p", help="HTTP: the port to listen on."),
     path: str = typer.Option("/mcp", "--path", help="HTTP: the endpoint's path."),
-    tools: Optional[str] = typer.Option(None, "--tools", help="Comma-separated tools or actions to serve (default: all available)."),
-    tools_path: Optional[list[str]] = typer.Option(None, "--tools-path", help="Extra folder or file of manifests (repeatable)."),
-    separator: str = typer.Option(".", "--separator", help="Between tool and action in MCP names: `.` (tool.action) or `__` (tool__action)."),
-    approve: str = typer.Option("auto", "--approve", help="Actions with side effects: auto (the MCP host asks its user; annotations tell it which) | deny."),
+    tools: str | None = typer.Option(
+        None, "--tools", help="Comma-separated tools or actions to serve (default: all available)."
+    ),
+    tools_path: list[str] | None = typer.Option(
+        None, "--tools-path", help="Extra folder or file of manifests (repeatable)."
+    ),
+    separator: str = typer.Option(
+        ".", "--separator", help="Between tool and action in MCP names: `.` (tool.action) or `__` (tool__action)."
+    ),
+    approve: str = typer.Option(
+        "auto",
+        "--approve",
+        help="Actions with side effects: auto (the MCP host asks its user; annotations tell it which) | deny.",
+    ),
 ) -> None:
     """Serve the available tools as an MCP server; calls run through the toolkit executor."""
     from toolkit.registry import ToolRegistry
@@ -55,6 +64,17 @@ def mcp(
     err.print(f"serving {len(exported)} tool(s) over MCP on {where}: {', '.join(sorted(exported))}")
     executor = Executor(registry, approver=make_approver(approve, config.tool_overrides))  # type: ignore[arg-type]
     try:
-        asyncio.run(serve(registry, executor, transport=transport, host=host, port=port, path=path, names=names, separator=separator))  # type: ignore[arg-type]
+        asyncio.run(
+            serve(
+                registry,
+                executor,
+                transport=transport,
+                host=host,
+                port=port,
+                path=path,
+                names=names,
+                separator=separator,
+            )
+        )  # type: ignore[arg-type]
     except KeyboardInterrupt:
         pass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Optional
 
 import typer
 import yaml
@@ -32,7 +31,7 @@ def build_registry(tools_path: list[str] | None, config: Config | None = None) -
 @app.command("list")
 def list_tools(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    tools_path: Optional[list[str]] = ToolsPath,
+    tools_path: list[str] | None = ToolsPath,
 ) -> None:
     """List every tool, whether it is available, and why not."""
     registry = build_registry(tools_path)
@@ -66,7 +65,7 @@ def list_tools(
 
 
 @app.command("show")
-def show(name: str, tools_path: Optional[list[str]] = ToolsPath) -> None:
+def show(name: str, tools_path: list[str] | None = ToolsPath) -> None:
     """Show one tool's manifest, its source and availability."""
     registry = build_registry(tools_path)
     tool = registry.tools.get(name)
@@ -82,9 +81,9 @@ def show(name: str, tools_path: Optional[list[str]] = ToolsPath) -> None:
 def call(
     action: str = typer.Argument(..., help="The action, TOOL.ACTION (e.g. math.calculate)."),
     arguments: str = typer.Argument("{}", help='Its arguments as a JSON object, e.g. \'{"expression": "2**10"}\'.'),
-    approve: Optional[str] = ApproveOption,
+    approve: str | None = ApproveOption,
     as_json: bool = typer.Option(False, "--json", help="Print the whole observation as JSON."),
-    tools_path: Optional[list[str]] = ToolsPath,
+    tools_path: list[str] | None = ToolsPath,
 ) -> None:
     """Call one action through the executor, as an agent would: arguments validated against its
     schema, its timeout and the approval policy applied. Prints the result; exit 1 if the call
@@ -122,7 +121,9 @@ def call(
         print(observation.text)
     if not observation.ok:
         if not as_json:
-            err.print(f"{observation.error.value if observation.error else 'error'}: {observation.message}", soft_wrap=True)
+            err.print(
+                f"{observation.error.value if observation.error else 'error'}: {observation.message}", soft_wrap=True
+            )
         raise typer.Exit(1)
 
 
@@ -163,7 +164,10 @@ def validate(paths: list[Path] = typer.Argument(..., help="Manifest files or fol
 
 
 @app.command("add")
-def add(path: Path = typer.Argument(..., help="A manifest file to install."), force: bool = typer.Option(False, help="Replace an existing file.")) -> None:
+def add(
+    path: Path = typer.Argument(..., help="A manifest file to install."),
+    force: bool = typer.Option(False, help="Replace an existing file."),
+) -> None:
     """Validate a manifest, then copy it into the user's tool folder."""
     lines = _validate_paths([path])
     if lines:
@@ -187,11 +191,16 @@ def add(path: Path = typer.Argument(..., help="A manifest file to install."), fo
 
 @app.command("import")
 def import_plugin(
-    source: str = typer.Argument(..., help="URL or file of an ai-plugin.json (or a site whose /.well-known/ai-plugin.json exists)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Where to write the manifest (default: the user's tool folder)."),
+    source: str = typer.Argument(
+        ..., help="URL or file of an ai-plugin.json (or a site whose /.well-known/ai-plugin.json exists)."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Where to write the manifest (default: the user's tool folder)."
+    ),
 ) -> None:
     """Import a BMTools / ChatGPT plugin (ai-plugin.json + OpenAPI spec) as a manifest."""
-    from toolkit.interop.plugin import PluginImportError, import_plugin as do_import
+    from toolkit.interop.plugin import PluginImportError
+    from toolkit.interop.plugin import import_plugin as do_import
 
     try:
         manifest = do_import(source)
@@ -206,10 +215,10 @@ def import_plugin(
 
 @app.command("lock")
 def lock(
-    names: Optional[list[str]] = typer.Argument(None, help="Tools to (re-)approve; default: every tool."),
-    lock_file: Optional[Path] = typer.Option(None, "--lock-file", help="Default: $TOOLKIT_HOME/tools.lock.json."),
+    names: list[str] | None = typer.Argument(None, help="Tools to (re-)approve; default: every tool."),
+    lock_file: Path | None = typer.Option(None, "--lock-file", help="Default: $TOOLKIT_HOME/tools.lock.json."),
     check: bool = typer.Option(False, "--check", help="Change nothing; exit 1 if a tool differs from its lock."),
-    tools_path: Optional[list[str]] = ToolsPath,
+    tools_path: list[str] | None = ToolsPath,
 ) -> None:
     """Pin tools by content hash. A tool that changes later (its manifest, or the tools an MCP
     server or OpenAPI spec offers) is refused until you lock it again."""

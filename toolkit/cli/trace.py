@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -25,7 +24,9 @@ def _load(file: Path, task: str | None) -> dict:
         err.print(f"error: no such file {file}")
         raise typer.Exit(2) from None
     except (json.JSONDecodeError, ValidationError, UnicodeDecodeError, IsADirectoryError) as exc:
-        err.print(f"error: {file} is not a trace (JSONL of trace events, or the JSON of `toolkit run --json`): {str(exc).splitlines()[0]}")
+        err.print(
+            f"error: {file} is not a trace (JSONL of trace events, or the JSON of `toolkit run --json`): {str(exc).splitlines()[0]}"
+        )
         raise typer.Exit(2) from None
     if task is not None:
         if task not in traces:
@@ -41,7 +42,7 @@ def _load(file: Path, task: str | None) -> dict:
 @app.command("show")
 def show(
     file: Path = typer.Argument(..., help="Trace JSONL (`toolkit run --trace`) or result JSON (`toolkit run --json`)."),
-    task: Optional[str] = typer.Option(None, "--task", help="Only this task id (a batch trace holds many)."),
+    task: str | None = typer.Option(None, "--task", help="Only this task id (a batch trace holds many)."),
     width: int = typer.Option(120, "--width", help="Characters of arguments and observations to show."),
 ) -> None:
     """Print the trace as a tree: task, plan or steps, model calls, tool calls, observations."""
@@ -56,8 +57,8 @@ def show(
 def html(
     file: Path = typer.Argument(..., help="Trace JSONL (`toolkit run --trace`) or result JSON (`toolkit run --json`)."),
     out: Path = typer.Option(..., "--out", "-o", help="The HTML file to write."),
-    task: Optional[str] = typer.Option(None, "--task", help="Only this task id."),
-    title: Optional[str] = typer.Option(None, "--title", help="Page title (default: the file name)."),
+    task: str | None = typer.Option(None, "--task", help="Only this task id."),
+    title: str | None = typer.Option(None, "--title", help="Page title (default: the file name)."),
 ) -> None:
     """Write one self-contained HTML page: plan graph, timeline of calls, arguments and observations, tokens."""
     from toolkit.trace_view import write_html

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from toolkit.registry import RegisteredTool, ToolRegistry
 
 
-def to_langchain_tools(registry: ToolRegistry, names: list[str] | None = None, executor: Executor | None = None) -> list[StructuredTool]:
+def to_langchain_tools(
+    registry: ToolRegistry, names: list[str] | None = None, executor: Executor | None = None
+) -> list[StructuredTool]:
     """One StructuredTool per available action; names are OpenAI-safe (`tool__action`)."""
     from langchain_core.tools import StructuredTool
 
@@ -67,7 +69,9 @@ def _input_schema(tool: BaseTool) -> dict[str, Any]:
     return data
 
 
-def add_langchain_tool(registry: ToolRegistry, tool: BaseTool, *, name: str | None = None, read_only: bool = False) -> RegisteredTool | None:
+def add_langchain_tool(
+    registry: ToolRegistry, tool: BaseTool, *, name: str | None = None, read_only: bool = False
+) -> RegisteredTool | None:
     """Register a LangChain tool as a one-action tool named after it (lower-cased, `[a-z0-9_]`)."""
     tool_name = name or re.sub(r"[^a-z0-9_]", "_", tool.name.lower()).strip("_") or "langchain_tool"
     description = tool.description or tool.name
@@ -75,6 +79,17 @@ def add_langchain_tool(registry: ToolRegistry, tool: BaseTool, *, name: str | No
         name=tool_name,
         description=description,
         binding=PythonBinding(module=type(tool).__module__),
-        actions=[Action(name=tool_name, description=description, input_schema=_input_schema(tool), annotations=Annotations(read_only=read_only))],
+        actions=[
+            Action(
+                name=tool_name,
+                description=description,
+                input_schema=_input_schema(tool),
+                annotations=Annotations(read_only=read_only),
+            )
+        ],
     )
-    return registry.add_manifest(manifest, source=f"langchain {type(tool).__name__} {tool.name}", bindings={tool_name: LangChainToolBinding(tool)})
+    return registry.add_manifest(
+        manifest,
+        source=f"langchain {type(tool).__name__} {tool.name}",
+        bindings={tool_name: LangChainToolBinding(tool)},
+    )

@@ -75,14 +75,20 @@ def _valid_schema(schema: Any) -> dict[str, Any] | None:
 
 def is_wrapped_output(schema: dict[str, Any] | None) -> bool:
     """The SDK wraps a non-object return value as {"result": value}; its output schema says so."""
-    return bool(schema) and set((schema or {}).get("properties", {})) == {"result"} and schema.get("required") == ["result"]  # type: ignore[union-attr]
+    return (
+        bool(schema)
+        and set((schema or {}).get("properties", {})) == {"result"}
+        and schema.get("required") == ["result"]
+    )  # type: ignore[union-attr]
 
 
 def action_from_mcp_tool(tool: Tool, timeout_s: float = 30.0) -> Action:
     output_schema = _valid_schema(tool.output_schema)
     return Action(
         name=action_name_for(tool.name),
-        description=(tool.description or (tool.annotations.title if tool.annotations else None) or f"MCP tool {tool.name}")[:2000],
+        description=(
+            tool.description or (tool.annotations.title if tool.annotations else None) or f"MCP tool {tool.name}"
+        )[:2000],
         input_schema=_valid_schema(tool.input_schema) or dict(EMPTY_SCHEMA),
         output_schema=None if is_wrapped_output(output_schema) else output_schema,
         annotations=annotations_from_mcp(tool.annotations),
@@ -156,6 +162,8 @@ def result_from_observation(obs: Observation) -> CallToolResult:
     from mcp.types import CallToolResult, TextContent
 
     if not obs.ok:
-        return CallToolResult(content=[TextContent(type="text", text=obs.text or obs.message or "error")], is_error=True)
+        return CallToolResult(
+            content=[TextContent(type="text", text=obs.text or obs.message or "error")], is_error=True
+        )
     structured = obs.content if isinstance(obs.content, dict) else None
     return CallToolResult(content=[TextContent(type="text", text=obs.text)], structured_content=structured)

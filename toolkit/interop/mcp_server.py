@@ -8,7 +8,8 @@ that accept only [A-Za-z0-9_-]. Both spellings are accepted on calls.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Literal
+from collections.abc import Iterable
+from typing import Any, Literal
 
 from toolkit.interop.mcp import mcp_tool_from_action, mcp_tool_name, result_from_observation
 from toolkit.registry import ToolRegistry, qualified_name
@@ -18,7 +19,9 @@ from toolkit.types import ToolCall
 SESSION_ID = "mcp"  # tool state (a browser, say) is kept for the server's life, across its clients
 
 
-def exported_tools(registry: ToolRegistry, names: Iterable[str] | None = None, separator: str = ".") -> dict[str, tuple[str, Any]]:
+def exported_tools(
+    registry: ToolRegistry, names: Iterable[str] | None = None, separator: str = "."
+) -> dict[str, tuple[str, Any]]:
     """MCP name -> (our qualified name, MCP Tool) for the available actions `names` picks."""
     wanted = set(names) if names is not None else None
     out: dict[str, tuple[str, Any]] = {}
@@ -32,7 +35,9 @@ def exported_tools(registry: ToolRegistry, names: Iterable[str] | None = None, s
     return out
 
 
-def build_server(registry: ToolRegistry, executor: Executor, names: Iterable[str] | None = None, separator: str = ".") -> Any:
+def build_server(
+    registry: ToolRegistry, executor: Executor, names: Iterable[str] | None = None, separator: str = "."
+) -> Any:
     """A low-level MCP `Server` serving the registry's tools; run it over any transport."""
     import mcp.types as types
     from mcp.server import Server
@@ -43,7 +48,9 @@ def build_server(registry: ToolRegistry, executor: Executor, names: Iterable[str
     aliases = {qualified: name for name, (qualified, _) in tools.items()}  # accept `tool.action` too
 
     def lookup(name: str) -> tuple[str, Any] | None:
-        return tools.get(name) or tools.get(aliases.get(name, "")) or tools.get(aliases.get(name.replace("__", "."), ""))
+        return (
+            tools.get(name) or tools.get(aliases.get(name, "")) or tools.get(aliases.get(name.replace("__", "."), ""))
+        )
 
     async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
         return types.ListToolsResult(tools=[tool for _, tool in tools.values()])
@@ -52,7 +59,14 @@ def build_server(registry: ToolRegistry, executor: Executor, names: Iterable[str
         entry = lookup(params.name)
         if entry is None:
             known = ", ".join(sorted(tools)) or "none"
-            return types.CallToolResult(content=[types.TextContent(type="text", text=f"error (unknown_tool): no tool {params.name!r}; known: {known}")], is_error=True)
+            return types.CallToolResult(
+                content=[
+                    types.TextContent(
+                        type="text", text=f"error (unknown_tool): no tool {params.name!r}; known: {known}"
+                    )
+                ],
+                is_error=True,
+            )
         observation = await executor.execute(ToolCall(name=entry[0], arguments=params.arguments or {}), SESSION_ID)
         return result_from_observation(observation)
 

@@ -17,7 +17,10 @@ def to_openai_name(name: str) -> str:
 
 def to_openai_tools(specs: list[ToolSpec]) -> list[dict[str, Any]]:
     return [
-        {"type": "function", "function": {"name": to_openai_name(s.name), "description": s.description, "parameters": s.parameters}}
+        {
+            "type": "function",
+            "function": {"name": to_openai_name(s.name), "description": s.description, "parameters": s.parameters},
+        }
         for s in specs
     ]
 

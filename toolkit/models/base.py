@@ -5,7 +5,8 @@ Batching lives inside a backend: many agents awaiting `generate` at once is what
 
 from __future__ import annotations
 
-from typing import AsyncIterator, Protocol, runtime_checkable
+from collections.abc import AsyncIterator
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel
 

@@ -22,7 +22,8 @@ from typing import Any
 JSON_CHAR_RULE = r"""char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})"""
 
 # A JSON object with any content: the fallback when a schema can't be converted.
-JSON_OBJECT_GRAMMAR = r"""
+JSON_OBJECT_GRAMMAR = (
+    r"""
 root ::= object
 value ::= object | array | string | number | ("true" | "false" | "null") ws
 object ::= "{" ws ( string ":" ws value ("," ws string ":" ws value)* )? "}" ws
@@ -30,7 +31,10 @@ array ::= "[" ws ( value ("," ws value)* )? "]" ws
 string ::= "\"" char* "\"" ws
 number ::= ("-"? ([0-9] | [1-9] [0-9]{0,15})) ("." [0-9]{1,15})? ([eE] [-+]? [0-9]{1,4})? ws
 ws ::= " "?
-""".strip() + "\n" + JSON_CHAR_RULE
+""".strip()
+    + "\n"
+    + JSON_CHAR_RULE
+)
 
 # Types that BFCL's function docs (and some hand-written manifests) use instead of JSON Schema's.
 _TYPE_ALIASES = {
@@ -49,9 +53,28 @@ _TYPE_ALIASES = {
 _JSON_TYPES = {"object", "array", "string", "number", "integer", "boolean", "null"}
 # Keywords the converter understands; everything else is dropped (descriptions, examples, ...).
 _KEEP = {
-    "type", "properties", "required", "items", "prefixItems", "enum", "const", "anyOf", "oneOf",
-    "allOf", "additionalProperties", "minItems", "maxItems", "minimum", "maximum",
-    "exclusiveMinimum", "exclusiveMaximum", "$ref", "$defs", "definitions", "minLength", "maxLength",
+    "type",
+    "properties",
+    "required",
+    "items",
+    "prefixItems",
+    "enum",
+    "const",
+    "anyOf",
+    "oneOf",
+    "allOf",
+    "additionalProperties",
+    "minItems",
+    "maxItems",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "$ref",
+    "$defs",
+    "definitions",
+    "minLength",
+    "maxLength",
 }
 _MAX_REPEAT = 16  # larger min/max counts expand into huge nested grammars: drop them
 DEFAULT_MAX_ITEMS = 16  # arrays without maxItems: a looping model must still close the JSON
@@ -123,8 +146,10 @@ def _sanitize(node: Any, depth: int) -> Any:
 def sanitize_schema(schema: dict[str, Any] | None) -> dict[str, Any]:
     """A copy of `schema` restricted to what llama.cpp's converter turns into a sane grammar."""
     cleaned = _sanitize(schema or {}, 0)
-    if not cleaned.get("type") and "properties" not in cleaned and not any(
-        k in cleaned for k in ("anyOf", "oneOf", "allOf", "$ref", "enum", "const")
+    if (
+        not cleaned.get("type")
+        and "properties" not in cleaned
+        and not any(k in cleaned for k in ("anyOf", "oneOf", "allOf", "$ref", "enum", "const"))
     ):
         cleaned["type"] = "object"
     return cleaned
@@ -224,7 +249,9 @@ def _string_slots(schema: Any, depth: int) -> int:
     if not isinstance(schema, dict) or depth > _MAX_DEPTH:
         return 0
     kind = schema.get("type")
-    if kind == "string" or (kind is None and not schema.get("properties") and "enum" not in schema and "const" not in schema):
+    if kind == "string" or (
+        kind is None and not schema.get("properties") and "enum" not in schema and "const" not in schema
+    ):
         return 1 if "maxLength" not in schema else 0
     if kind == "array":
         # counted as at most 4 items: bounding every item for 16 would starve ordinary strings

@@ -43,7 +43,10 @@ def to_langchain_messages(messages: list[Message]) -> list[Any]:
         elif m.role == "user":
             out.append(lc.HumanMessage(content=m.content))
         elif m.role == "assistant":
-            calls = [{"name": to_openai_name(c.name), "args": c.arguments, "id": c.id, "type": "tool_call"} for c in m.tool_calls]
+            calls = [
+                {"name": to_openai_name(c.name), "args": c.arguments, "id": c.id, "type": "tool_call"}
+                for c in m.tool_calls
+            ]
             out.append(lc.AIMessage(content=m.content, tool_calls=calls))
         elif m.tool_call_id:
             out.append(lc.ToolMessage(content=m.content, tool_call_id=m.tool_call_id, name=m.name))
@@ -78,13 +81,22 @@ def from_langchain_messages(messages: list[Any], aliases: dict[str, str] | None 
             out.append(Message(role="user", content=text))
         elif kind in ("ai", "AIMessageChunk"):
             calls = [
-                ToolCall(id=c.get("id") or new_id(), name=aliases.get(c["name"], c["name"]), arguments=c.get("args") or {})
+                ToolCall(
+                    id=c.get("id") or new_id(), name=aliases.get(c["name"], c["name"]), arguments=c.get("args") or {}
+                )
                 for c in getattr(m, "tool_calls", []) or []
             ]
             out.append(Message(role="assistant", content=text, tool_calls=calls))
         elif kind == "tool":
             name = getattr(m, "name", None)
-            out.append(Message(role="tool", content=text, tool_call_id=m.tool_call_id, name=aliases.get(name, name) if name else None))
+            out.append(
+                Message(
+                    role="tool",
+                    content=text,
+                    tool_call_id=m.tool_call_id,
+                    name=aliases.get(name, name) if name else None,
+                )
+            )
         else:
             out.append(Message(role="user", content=text))
     return out
@@ -111,7 +123,9 @@ class LangChainBackend:
         except ImportError:
             raise BackendError("the langchain backend needs langchain-core: pip install toolkit[langchain]") from None
         if not isinstance(model, BaseChatModel):
-            raise BackendError(f"the langchain backend needs a langchain-core BaseChatModel, got {type(model).__name__}")
+            raise BackendError(
+                f"the langchain backend needs a langchain-core BaseChatModel, got {type(model).__name__}"
+            )
         self.model = model
         self.label = label or type(model).__name__
         self.tool_choice_kwarg = tool_choice_kwarg
@@ -138,7 +152,9 @@ class LangChainBackend:
             try:
                 obj = obj(**options)
             except Exception as exc:  # noqa: BLE001 - the user's factory failed
-                raise BackendError(f"langchain:{target}: building the model failed: {type(exc).__name__}: {exc}") from None
+                raise BackendError(
+                    f"langchain:{target}: building the model failed: {type(exc).__name__}: {exc}"
+                ) from None
         return cls(obj, **{"label": target, **own})
 
     def _bound(self, request: LLMRequest) -> Any:
@@ -157,8 +173,10 @@ class LangChainBackend:
     def _messages(self, request: LLMRequest) -> list[Any]:
         messages = list(request.messages)
         if request.tools and not self.native_tools and request.tool_choice != "none" and request.constraint is None:
-            hint = ('To call a tool reply with only {"name": TOOL, "arguments": {...}}; to answer, reply in plain text.\n'
-                    "Tools: " + json.dumps(to_openai_tools(request.tools), ensure_ascii=False))
+            hint = (
+                'To call a tool reply with only {"name": TOOL, "arguments": {...}}; to answer, reply in plain text.\n'
+                "Tools: " + json.dumps(to_openai_tools(request.tools), ensure_ascii=False)
+            )
             messages.insert(0, Message(role="system", content=hint))
         return to_langchain_messages(messages)
 
@@ -185,7 +203,10 @@ class LangChainBackend:
         invalid = getattr(ai, "invalid_tool_calls", None) or []
         calls = getattr(ai, "tool_calls", None) or []
         if invalid:
-            why = "; ".join(f"{c.get('name')}: {c.get('error') or 'unparseable arguments'} ({str(c.get('args'))[:80]!r})" for c in invalid)
+            why = "; ".join(
+                f"{c.get('name')}: {c.get('error') or 'unparseable arguments'} ({str(c.get('args'))[:80]!r})"
+                for c in invalid
+            )
             parsed_error = f"tool calls could not be parsed: {why}"
             return LLMResponse(text=text, parse_error=parsed_error, finish_reason=finish, usage=usage, timings=timings)
         if calls:

@@ -142,18 +142,24 @@ class OpenAIBackend:
     def _fail(self, response: httpx.Response, url: str) -> BackendError:
         detail = _error_detail(response)
         if response.status_code in (401, 403):
-            sent = f"the key from {self.api_key_env}" if self.api_key and self.api_key == os.environ.get(self.api_key_env) else (
-                "the api_key option" if self.api_key else f"no key ({self.api_key_env} is not set)"
+            sent = (
+                f"the key from {self.api_key_env}"
+                if self.api_key and self.api_key == os.environ.get(self.api_key_env)
+                else ("the api_key option" if self.api_key else f"no key ({self.api_key_env} is not set)")
             )
             return AuthenticationError(
                 f"{url} refused the API key (HTTP {response.status_code}: {detail}); sent {sent}. "
                 f"Set {self.api_key_env} to a valid key for this server (or pass api_key=...)."
             )
         if response.status_code == 404:
-            return BackendError(f"{url} returned 404 ({detail}); check the base URL (it usually ends in /v1) and the model name {self.model!r}")
+            return BackendError(
+                f"{url} returned 404 ({detail}); check the base URL (it usually ends in /v1) and the model name {self.model!r}"
+            )
         return BackendError(f"{url} rejected the request (HTTP {response.status_code}: {detail})")
 
-    async def _request(self, method: str, path: str, body: dict[str, Any] | None = None, *, stream: bool = False) -> tuple[httpx.Response, float]:
+    async def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, stream: bool = False
+    ) -> tuple[httpx.Response, float]:
         """A request with retries; returns the open response (the caller reads and closes it) and
         the time the successful attempt started."""
         url = f"{self.base_url}{path}"
@@ -211,7 +217,9 @@ class OpenAIBackend:
                 self.capabilities.batching = self.server == "vllm"
             if not self.model:
                 if not data:
-                    raise BackendError(f"{self.base_url}/models lists no models; name one: openai:MODEL@{self.base_url}")
+                    raise BackendError(
+                        f"{self.base_url}/models lists no models; name one: openai:MODEL@{self.base_url}"
+                    )
                 self.model = data[0]["id"]
 
     # --- the protocol -------------------------------------------------------------------------
@@ -234,7 +242,9 @@ class OpenAIBackend:
                 data = response.json()
             except ValueError:
                 raise BackendError(f"{self.base_url} sent a reply that is not JSON: {response.text[:200]!r}") from None
-            return response_from_body(request, self.constraint_dialect, data, Timings(total_s=time.perf_counter() - started))
+            return response_from_body(
+                request, self.constraint_dialect, data, Timings(total_s=time.perf_counter() - started)
+            )
         return await self._generate_stream(request, body)
 
     async def _generate_stream(self, request: LLMRequest, body: dict[str, Any]) -> LLMResponse:

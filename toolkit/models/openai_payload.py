@@ -72,15 +72,28 @@ def constraint_fields(constraint: Constraint, server: Server) -> dict[str, Any]:
     if server == "llamacpp":
         if constraint.kind == "grammar":
             return {"grammar": constraint.grammar or ""}
-        schema = constraint.json_schema if constraint.kind == "json_schema" else _choice_schema(list(constraint.choices or []))
+        schema = (
+            constraint.json_schema
+            if constraint.kind == "json_schema"
+            else _choice_schema(list(constraint.choices or []))
+        )
         return {"response_format": {"type": "json_object", "schema": schema or {}}}
     if constraint.kind == "grammar":
         return {}  # OpenAI has no grammars: the caller gets unchecked text
-    schema = constraint.json_schema if constraint.kind == "json_schema" else _choice_schema(list(constraint.choices or []))
-    return {"response_format": {"type": "json_schema", "json_schema": {"name": "output", "schema": schema or {}, "strict": False}}}
+    schema = (
+        constraint.json_schema if constraint.kind == "json_schema" else _choice_schema(list(constraint.choices or []))
+    )
+    return {
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": schema or {}, "strict": False},
+        }
+    }
 
 
-def build_body(request: LLMRequest, model: str, server: Server, *, stream: bool, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_body(
+    request: LLMRequest, model: str, server: Server, *, stream: bool, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     s = request.sampling
     body: dict[str, Any] = {
         "model": model,
@@ -199,7 +212,9 @@ def response_from_body(request: LLMRequest, server: Server, body: Any, timings: 
 def _response_from_body(request: LLMRequest, server: Server, body: Any, timings: Timings) -> LLMResponse:
     choices = body.get("choices") if isinstance(body, dict) else None
     if not choices or not isinstance(choices[0], dict):
-        return LLMResponse(finish_reason="error", parse_error=f"the server's reply has no choices: {str(body)[:200]}", timings=timings)
+        return LLMResponse(
+            finish_reason="error", parse_error=f"the server's reply has no choices: {str(body)[:200]}", timings=timings
+        )
     message = choices[0].get("message") or {}
     usage = _usage(body.get("usage"))
     server_timings = body.get("timings")  # llama.cpp's own server reports prefill and decode speed
@@ -250,7 +265,9 @@ class StreamAssembler:
                 got_tokens = True
             for d in delta.get("tool_calls") or []:
                 got_tokens = True
-                slot = self.calls.setdefault(int(d.get("index") or 0), {"id": None, "function": {"name": "", "arguments": ""}})
+                slot = self.calls.setdefault(
+                    int(d.get("index") or 0), {"id": None, "function": {"name": "", "arguments": ""}}
+                )
                 if d.get("id"):
                     slot["id"] = d["id"]
                 fn = d.get("function") or {}
@@ -269,7 +286,5 @@ class StreamAssembler:
         usage = self.usage or Usage(completion_tokens=self.chunks_with_tokens)
         if usage.completion_tokens and timings.ttft_s is not None and timings.total_s > timings.ttft_s:
             timings.decode_tokens_per_s = max(usage.completion_tokens - 1, 1) / (timings.total_s - timings.ttft_s)
-        calls = [
-            {k: v for k, v in slot.items() if k != "id" or v} for _, slot in sorted(self.calls.items())
-        ]
+        calls = [{k: v for k, v in slot.items() if k != "id" or v} for _, slot in sorted(self.calls.items())]
         return to_response(request, server, "".join(self.content), calls, self.finish_reason, usage, timings)

@@ -32,14 +32,15 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field
 
 from toolkit.models.base import BackendError, Capabilities
-from toolkit.types import LLMRequest, LLMResponse, ToolCall, Timings, Usage
+from toolkit.types import LLMRequest, LLMResponse, Timings, ToolCall, Usage
 
 
 class ScriptedResponse(BaseModel):
@@ -77,8 +78,10 @@ class ScriptedBackend:
     capabilities = Capabilities(native_tools=True)
 
     def __init__(self, script: ScriptFile | list[dict[str, Any]] | list[ScriptedResponse]):
-        self.script = script if isinstance(script, ScriptFile) else _parse(
-            [r.model_dump() if isinstance(r, ScriptedResponse) else r for r in script]
+        self.script = (
+            script
+            if isinstance(script, ScriptFile)
+            else _parse([r.model_dump() if isinstance(r, ScriptedResponse) else r for r in script])
         )
         if not self.script.scripts and not self.script.default:
             raise BackendError("scripted backend: the script holds no responses")

@@ -67,7 +67,9 @@ def _import_vllm() -> tuple[Any, Any, Any, Any]:
 def tool_call_schema(tools: list[ToolSpec], tool_choice: str = "auto", parallel: bool = True) -> dict[str, Any]:
     """The JSON schema a step's output is decoded under: one branch per tool, plus the final
     answer (unless a call is required) and a batch of calls (if parallel calls are allowed)."""
-    offered = tools if tool_choice in ("auto", "required", "none") else [t for t in tools if t.name == tool_choice] or tools
+    offered = (
+        tools if tool_choice in ("auto", "required", "none") else [t for t in tools if t.name == tool_choice] or tools
+    )
     calls = [
         {
             "type": "object",
@@ -79,12 +81,14 @@ def tool_call_schema(tools: list[ToolSpec], tool_choice: str = "auto", parallel:
     ]
     branches = list(calls)
     if parallel and len(calls) > 0:
-        branches.append({
-            "type": "object",
-            "properties": {"tool_calls": {"type": "array", "items": {"anyOf": calls}, "minItems": 1}},
-            "required": ["tool_calls"],
-            "additionalProperties": False,
-        })
+        branches.append(
+            {
+                "type": "object",
+                "properties": {"tool_calls": {"type": "array", "items": {"anyOf": calls}, "minItems": 1}},
+                "required": ["tool_calls"],
+                "additionalProperties": False,
+            }
+        )
     if tool_choice == "auto":
         branches.append(FINAL_ANSWER_BRANCH)
     return {"anyOf": branches}
@@ -174,7 +178,9 @@ class VLLMBackend:
         try:
             return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **kwargs)
         except Exception as exc:  # noqa: BLE001 - templates raise on roles they don't know, etc.
-            raise BackendError(f"the chat template of {self.label or 'the model'} failed: {type(exc).__name__}: {exc}") from None
+            raise BackendError(
+                f"the chat template of {self.label or 'the model'} failed: {type(exc).__name__}: {exc}"
+            ) from None
 
     def _structured(self, request: LLMRequest) -> Any:
         c: Constraint | None = request.constraint
@@ -215,7 +221,9 @@ class VLLMBackend:
             raise BackendError(f"vLLM failed on a request: {type(exc).__name__}: {str(exc)[:300]}") from None
         total = time.perf_counter() - started
         if final is None or not final.outputs:
-            return LLMResponse(finish_reason="error", parse_error="vLLM returned no output", timings=Timings(total_s=total))
+            return LLMResponse(
+                finish_reason="error", parse_error="vLLM returned no output", timings=Timings(total_s=total)
+            )
         completion = final.outputs[0]
         usage = Usage(
             prompt_tokens=len(final.prompt_token_ids or []),

@@ -28,7 +28,9 @@ def make_planner(name: str | Planner, **options: Any) -> Planner:
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise ValueError(f"planner {name!r} has no option(s) {', '.join(unknown)}; its options: {', '.join(accepted) or 'none'}")
+        raise ValueError(
+            f"planner {name!r} has no option(s) {', '.join(unknown)}; its options: {', '.join(accepted) or 'none'}"
+        )
     return cls(**options)
 
 

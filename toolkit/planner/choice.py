@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from toolkit.runtime.context import RunContext
 from toolkit.models.base import supports_scoring
+from toolkit.runtime.context import RunContext
 from toolkit.types import LLMRequest, Message, ToolSpec
 
 FINAL_ANSWER = "final_answer"  # the candidate that means "no tool: answer now"
@@ -68,8 +68,8 @@ async def rank_actions(
     names = [s.name for s in tools] + ([FINAL_ANSWER] if allow_answer else [])
     request = LLMRequest(messages=messages, tools=tools)
     scores = await ctx.backend.score(request, [f'{{"name": "{name}"' for name in names])  # type: ignore[attr-defined]
-    values = [float(s) / (len(n) + 1 if per_char else 1) for n, s in zip(names, scores)]
-    ranked = sorted(zip(names, values), key=lambda pair: -pair[1])
+    values = [float(s) / (len(n) + 1 if per_char else 1) for n, s in zip(names, scores, strict=True)]
+    ranked = sorted(zip(names, values, strict=True), key=lambda pair: -pair[1])
     ctx.emit(
         "plan",
         step=step,

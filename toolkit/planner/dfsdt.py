@@ -78,7 +78,12 @@ class DfsdtPlanner:
     async def run(self, ctx: RunContext) -> str:
         tools = offered_tools(ctx.task, ctx.tools, self.tool_k)
         extra = SEARCH_NOTE + ("\n\n" + few_shot_block(tools) if self.few_shot and few_shot_block(tools) else "")
-        root = Node(id="0", parent=None, depth=0, messages=[system_message([*tools, GIVE_UP_SPEC], extra), Message(role="user", content=ctx.task)])
+        root = Node(
+            id="0",
+            parent=None,
+            depth=0,
+            messages=[system_message([*tools, GIVE_UP_SPEC], extra), Message(role="user", content=ctx.task)],
+        )
         node, model_calls = root, 0
         while True:
             if self.max_model_calls is not None and model_calls >= self.max_model_calls:
@@ -107,17 +112,33 @@ class DfsdtPlanner:
             if node.depth + 1 > self.max_depth:
                 ctx.record(step, response.text, [call], [], response.usage, started)
                 node.note(call, f"not run: deeper than {self.max_depth} steps")
-                ctx.emit("backtrack", step=step.index, node=child_id, parent=node.id, text=f"node {child_id} would exceed depth {self.max_depth}")
+                ctx.emit(
+                    "backtrack",
+                    step=step.index,
+                    node=child_id,
+                    parent=node.id,
+                    text=f"node {child_id} would exceed depth {self.max_depth}",
+                )
                 node = self._abandon(ctx, node, step.index, f"depth limit {self.max_depth} reached")
                 continue
             obs = await ctx.execute_one(call, step=step.index, node=child_id, parent=node.id)
             ctx.record(step, response.text, [call], [obs], response.usage, started)
             if not obs.ok and self.backtrack_on_error:
                 node.note(call, f"failed with {obs.text[:300]}")
-                ctx.emit("backtrack", step=step.index, node=child_id, parent=node.id, text=f"{call.name} failed at node {child_id}: {obs.message or obs.text[:200]}")
+                ctx.emit(
+                    "backtrack",
+                    step=step.index,
+                    node=child_id,
+                    parent=node.id,
+                    text=f"{call.name} failed at node {child_id}: {obs.message or obs.text[:200]}",
+                )
                 node = self._after_failure(ctx, node, step.index, f"failure at node {child_id}")
                 continue
-            messages = [*node.messages, Message(role="assistant", content=response.text, tool_calls=[call]), observation_message(obs)]
+            messages = [
+                *node.messages,
+                Message(role="assistant", content=response.text, tool_calls=[call]),
+                observation_message(obs),
+            ]
             node = Node(id=child_id, parent=node, depth=node.depth + 1, messages=messages, call=call)
 
     async def _expand(self, ctx: RunContext, node: Node, tools: list[ToolSpec], step: int) -> LLMResponse:
@@ -131,7 +152,9 @@ class DfsdtPlanner:
             candidates = [t for t in offered if t.name not in tried] or offered  # exact diversity
             ranked = await rank_actions(ctx, messages, candidates, step=step, node=node.id)
             choice = ranked[0][0]
-            response = await ctx.generate(forced_request(messages, candidates, choice), step=step, node=node.id, parent=parent)
+            response = await ctx.generate(
+                forced_request(messages, candidates, choice), step=step, node=node.id, parent=parent
+            )
             if choice != FINAL_ANSWER and not response.tool_calls and not response.parse_error:
                 response.parse_error = f"expected a call of {choice}, got text"
             return response
@@ -142,12 +165,20 @@ class DfsdtPlanner:
         """A child of `node` failed: try `node` again if it has expansions left, else go up."""
         if node.expansions < self.max_children:
             return node
-        return self._abandon(ctx, node, step, f"{why}; no alternatives left at node {node.id} after {node.expansions} tries")
+        return self._abandon(
+            ctx, node, step, f"{why}; no alternatives left at node {node.id} after {node.expansions} tries"
+        )
 
     def _abandon(self, ctx: RunContext, node: Node, step: int, reason: str) -> Node:
         """Give up `node`'s whole branch: back to its parent (recursively, while parents are spent)."""
         parent = node.parent
-        ctx.emit("backtrack", step=step, node=node.id, parent=parent.id if parent else None, text=f"abandon node {node.id}: {reason}")
+        ctx.emit(
+            "backtrack",
+            step=step,
+            node=node.id,
+            parent=parent.id if parent else None,
+            text=f"abandon node {node.id}: {reason}",
+        )
         if parent is None:
             raise PlannerError(f"dfsdt: every branch failed ({reason})")
         parent.note(node.call, f"led to a dead end ({reason})")

@@ -6,7 +6,7 @@ import json
 
 from toolkit.types import Message, Observation, ToolSpec
 
-OBSERVATION_OPEN = "<tool_output name=\"{name}\" trust=\"untrusted-data\">"
+OBSERVATION_OPEN = '<tool_output name="{name}" trust="untrusted-data">'
 OBSERVATION_CLOSE = "</tool_output>"
 
 SYSTEM_PROMPT = (
@@ -21,7 +21,9 @@ def render_tools(tools: list[ToolSpec]) -> str:
     for spec in tools:
         params = json.dumps(spec.parameters.get("properties", {}), ensure_ascii=False)
         required = spec.parameters.get("required", [])
-        lines.append(f"- {spec.name}: {spec.description} Parameters: {params}" + (f" Required: {required}" if required else ""))
+        lines.append(
+            f"- {spec.name}: {spec.description} Parameters: {params}" + (f" Required: {required}" if required else "")
+        )
     return "\n".join(lines)
 
 

@@ -22,7 +22,9 @@ from toolkit.planner.prompts import observation_message, system_message
 from toolkit.runtime.context import RunContext
 from toolkit.types import ErrorCode, LLMRequest, LLMResponse, Message, Observation, ToolCall, ToolSpec, new_id
 
-LAST_STEP_NOTE = "This is your last step: give the final answer now, from what you have learned, without calling a tool."
+LAST_STEP_NOTE = (
+    "This is your last step: give the final answer now, from what you have learned, without calling a tool."
+)
 
 
 class ReactPlanner:
@@ -80,7 +82,8 @@ class ReactPlanner:
             ctx.emit(
                 "plan",
                 step=step.index,
-                text=f"react: {len(calls)} call(s) this turn" + (" in parallel" if len(calls) > 1 else "")
+                text=f"react: {len(calls)} call(s) this turn"
+                + (" in parallel" if len(calls) > 1 else "")
                 + (f"; {dropped} dropped over the per-turn limit" if dropped else ""),
                 plan=[{"id": c.id, "action": c.name, "arguments": c.arguments} for c in calls],
             )
@@ -88,13 +91,22 @@ class ReactPlanner:
             observations = await ctx.execute(calls, step=step.index)
             messages.extend(observation_message(o) for o in observations)
             if dropped:
-                messages.append(Message(role="user", content=f"Only the first {len(calls)} calls ran; {dropped} more were dropped. Call them again if still needed."))
+                messages.append(
+                    Message(
+                        role="user",
+                        content=f"Only the first {len(calls)} calls ran; {dropped} more were dropped. Call them again if still needed.",
+                    )
+                )
             ctx.record(step, response.text, calls, observations, response.usage, started)
 
-    async def _decide(self, ctx: RunContext, messages: list[Message], tools: list[ToolSpec], step: int, last: bool) -> LLMResponse:
+    async def _decide(
+        self, ctx: RunContext, messages: list[Message], tools: list[ToolSpec], step: int, last: bool
+    ) -> LLMResponse:
         if last:
             return await ctx.generate(
-                LLMRequest(messages=[*messages, Message(role="user", content=LAST_STEP_NOTE)], tools=tools, tool_choice="none"),
+                LLMRequest(
+                    messages=[*messages, Message(role="user", content=LAST_STEP_NOTE)], tools=tools, tool_choice="none"
+                ),
                 step=step,
             )
         if self.rank_actions and tools and can_rank(ctx):
@@ -117,6 +129,13 @@ class ReactPlanner:
             f"Your last reply could not be parsed: {response.parse_error}. "
             "Reply with a valid tool call (a known tool name and a JSON object of arguments) or with the final answer."
         )
-        obs = Observation(call_id=new_id("parse"), name="(model output)", ok=False, error=ErrorCode.parse_error, message=response.parse_error, text=text)
+        obs = Observation(
+            call_id=new_id("parse"),
+            name="(model output)",
+            ok=False,
+            error=ErrorCode.parse_error,
+            message=response.parse_error,
+            text=text,
+        )
         ctx.emit("observation", step=step, observation=obs)
         return obs

@@ -104,7 +104,15 @@ class WebQAPlanner:
         if not tool.available:
             raise PlannerError(f"webqa needs the `{self.tool}` tool, which is unavailable: {tool.reason}")
 
-    async def _act(self, ctx: RunContext, step: Step, calls: list[ToolCall], observations: list[Observation], action: str, **arguments: Any) -> Observation:
+    async def _act(
+        self,
+        ctx: RunContext,
+        step: Step,
+        calls: list[ToolCall],
+        observations: list[Observation],
+        action: str,
+        **arguments: Any,
+    ) -> Observation:
         call = ToolCall(name=f"{self.tool}.{action}", arguments=arguments)
         obs = await ctx.execute_one(call, step=step.index)
         calls.append(call)
@@ -141,7 +149,9 @@ class WebQAPlanner:
         ctx.record(step, f"read result {result['index']}: {title or url}", calls, observations, Usage(), started)
         return [Candidate(s, result["index"], url, title) for s in sentences("\n".join(texts))]
 
-    async def _select(self, ctx: RunContext, question: str, ranked: list[Candidate], results: list[dict[str, Any]]) -> list[Candidate]:
+    async def _select(
+        self, ctx: RunContext, question: str, ranked: list[Candidate], results: list[dict[str, Any]]
+    ) -> list[Candidate]:
         fallback = pick_by_bm25(ranked, self.quotes_per_page, self.max_quotes, self.min_ratio)
         if self.select == "bm25" or not ranked:
             return fallback
@@ -166,7 +176,9 @@ class WebQAPlanner:
         ctx.record(step, thought, [], [], usage, started)
         return chosen or fallback
 
-    async def _choose(self, ctx: RunContext, question: str, offered: list[Candidate], step: int) -> tuple[int | None, Usage]:
+    async def _choose(
+        self, ctx: RunContext, question: str, offered: list[Candidate], step: int
+    ) -> tuple[int | None, Usage]:
         """The model picks one sentence (its 0-based position), None for `none`, -1 if unreadable."""
         choices = [str(i) for i in range(1, len(offered) + 1)] + ["none"]
         request = LLMRequest(
@@ -211,7 +223,10 @@ class WebQAPlanner:
             ctx.record(step, NO_FACTS, [], [], Usage(), started)
             return NO_FACTS
         request = LLMRequest(
-            messages=[Message(role="system", content=ANSWER_SYSTEM), Message(role="user", content=answer_prompt(question, quotes))],
+            messages=[
+                Message(role="system", content=ANSWER_SYSTEM),
+                Message(role="user", content=answer_prompt(question, quotes)),
+            ],
             sampling=Sampling(max_tokens=self.answer_max_tokens),
             tool_choice="none",
         )
@@ -220,7 +235,9 @@ class WebQAPlanner:
         invented = ungrounded_numbers(text, quotes, question) if self.check_numbers else []
         if not text or invented:
             # a model that says nothing, or states figures no source gives, is replaced by the quotes
-            thought += f"\n[replaced by the quotes: numbers not in any quote: {', '.join(invented)}]" if invented else ""
+            thought += (
+                f"\n[replaced by the quotes: numbers not in any quote: {', '.join(invented)}]" if invented else ""
+            )
             text = extractive_answer(quotes)
         answer = f"{cite(text, quotes)}\n\nSources:\n{references(quotes)}"
         ctx.record(step, thought, [], [], response.usage, started)

@@ -38,7 +38,11 @@ def sentences(text: str, min_chars: int = 20, max_chars: int = 400, min_words: i
     for paragraph in re.split(r"\n+", text):
         for sentence in _SENTENCE_END.split(paragraph.strip()):
             sentence = " ".join(sentence.split())
-            if not (min_chars <= len(sentence) <= max_chars) or len(sentence.split()) < min_words or sentence.lower() in seen:
+            if (
+                not (min_chars <= len(sentence) <= max_chars)
+                or len(sentence.split()) < min_words
+                or sentence.lower() in seen
+            ):
                 continue
             seen.add(sentence.lower())
             out.append(sentence)
@@ -81,7 +85,7 @@ def bm25_scores(query: str, documents: list[str], k1: float = 1.2, b: float = 0.
 
 
 def rank_candidates(question: str, candidates: list[Candidate]) -> list[Candidate]:
-    for candidate, score in zip(candidates, bm25_scores(question, [c.text for c in candidates])):
+    for candidate, score in zip(candidates, bm25_scores(question, [c.text for c in candidates]), strict=True):
         candidate.score = score
     return sorted((c for c in candidates if c.score > 0), key=lambda c: -c.score)
 
@@ -117,7 +121,9 @@ ANSWER_SYSTEM = (
 
 def choose_prompt(question: str, title: str, url: str, options: list[Candidate]) -> str:
     lines = "\n".join(f"{i}. {c.text}" for i, c in enumerate(options, start=1))
-    return f"Question: {question}\n\nPage: {title} ({url})\n{lines}\n\nThe number of the most helpful sentence, or none:"
+    return (
+        f"Question: {question}\n\nPage: {title} ({url})\n{lines}\n\nThe number of the most helpful sentence, or none:"
+    )
 
 
 def answer_prompt(question: str, quotes: list[dict]) -> str:
@@ -183,4 +189,6 @@ def extractive_answer(quotes: list[dict]) -> str:
 
 
 def references(quotes: list[dict]) -> str:
-    return "\n".join(f"[{i}] \"{q['text']}\" — {q.get('title') or 'source'}, {q['url']}" for i, q in enumerate(quotes, start=1))
+    return "\n".join(
+        f'[{i}] "{q["text"]}" — {q.get("title") or "source"}, {q["url"]}' for i, q in enumerate(quotes, start=1)
+    )

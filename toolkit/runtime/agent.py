@@ -10,18 +10,19 @@ import asyncio
 import contextlib
 import os
 import time
-from typing import Any, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
 
 from toolkit.config import Config, load_config, tool_folders
+from toolkit.models import Backend, BackendError, load_backend, parse_model_string
+from toolkit.models.parsing import clean_text
 from toolkit.planner import Planner, make_planner
 from toolkit.registry import ToolRegistry
+from toolkit.runtime.concurrency import bounded_as_completed
 from toolkit.runtime.context import MaxStepsReached, PlannerError, RunContext
 from toolkit.runtime.executor import Approver, Executor
-from toolkit.models.parsing import clean_text
-from toolkit.models import Backend, BackendError, load_backend, parse_model_string
 from toolkit.runtime.secrets import redactor_for
 from toolkit.runtime.trace import EventSink, TraceRecorder
-from toolkit.runtime.concurrency import bounded_as_completed
 from toolkit.types import TaskInput, TaskResult, ToolSpec, TraceEvent
 
 TaskItem = str | tuple[str, str] | TaskInput  # a task, (id, task), or a TaskInput with per-task options
@@ -73,7 +74,9 @@ class Agent:
         self.on_event = on_event
         # values of every tool's auth.env variables never appear in observations, errors or traces
         self.redact = redactor_for(self.registry.secret_env_names())
-        self.executor = Executor(self.registry, approver=approver, **{"redact": self.redact, **(executor_options or {})})
+        self.executor = Executor(
+            self.registry, approver=approver, **{"redact": self.redact, **(executor_options or {})}
+        )
         self.retrieve_k = retrieve_k
         self.retrieve_threshold = retrieve_threshold
         self._retrievers: dict[tuple[str, ...], Any] = {}  # offered action names -> ToolRetriever
@@ -102,7 +105,12 @@ class Agent:
         return self._retrievers[key].top_k(task, self.retrieve_k)
 
     async def arun(
-        self, task: str, task_id: str | None = None, *, tool_names: list[str] | None = None, max_steps: int | None = None
+        self,
+        task: str,
+        task_id: str | None = None,
+        *,
+        tool_names: list[str] | None = None,
+        max_steps: int | None = None,
     ) -> TaskResult:
         """Run one task. `tool_names` and `max_steps` override the agent's for this task alone."""
         task_id = task_id or os.urandom(6).hex()  # 12 hex digits, as uuid4().hex[:12] gave, cheaper

@@ -21,9 +21,10 @@ import contextlib
 import json
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Literal, Protocol
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -156,13 +157,14 @@ def result_record(task: TaskInput, result: TaskResult) -> dict[str, Any]:
     record.update(result.model_dump(mode="json", exclude={"task_id", "status", "answer", "error", "trace"}))
     if task.metadata is not None:
         record["metadata"] = task.metadata
-    record["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    record["finished_at"] = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return record
 
 
 def trace_lines(result: TaskResult) -> bytes:
     return "".join(
-        json.dumps({"task_id": result.task_id, **e.model_dump(mode="json", exclude_none=True)}, ensure_ascii=False) + "\n"
+        json.dumps({"task_id": result.task_id, **e.model_dump(mode="json", exclude_none=True)}, ensure_ascii=False)
+        + "\n"
         for e in result.trace
     ).encode("utf-8")
 

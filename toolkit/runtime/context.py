@@ -7,13 +7,14 @@ counts tokens, applies the executor's policy and keeps the steps of the result.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from toolkit.registry import ToolRegistry
-from toolkit.runtime.executor import Executor
 from toolkit.models.base import Backend
 from toolkit.models.parsing import clean_text
+from toolkit.registry import ToolRegistry
+from toolkit.runtime.executor import Executor
 from toolkit.runtime.trace import TraceRecorder
 from toolkit.types import LLMRequest, LLMResponse, Observation, Step, Timings, ToolCall, ToolSpec, TraceEvent, Usage
 
@@ -66,8 +67,14 @@ class RunContext:
         return text
 
     def record_model_call(
-        self, text: str, usage: Usage, timings: Timings | None, *, step: int | None = None,
-        node: str | None = None, parent: str | None = None,
+        self,
+        text: str,
+        usage: Usage,
+        timings: Timings | None,
+        *,
+        step: int | None = None,
+        node: str | None = None,
+        parent: str | None = None,
     ) -> None:
         """Add a model call's usage to the task's and put it in the trace (`generate` does this;
         planners that stream a reply call it themselves)."""
@@ -99,7 +106,15 @@ class RunContext:
         self.steps.append(step)
         return step
 
-    def record(self, step: Step, thought: str, calls: list[ToolCall], observations: list[Observation], usage: Usage, started: float) -> None:
+    def record(
+        self,
+        step: Step,
+        thought: str,
+        calls: list[ToolCall],
+        observations: list[Observation],
+        usage: Usage,
+        started: float,
+    ) -> None:
         step.thought = thought
         step.calls = calls
         step.observations = observations

@@ -10,15 +10,16 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from jsonschema import Draft202012Validator
 
 from toolkit.bindings import ToolContext, ToolInputError
+from toolkit.models.parsing import clean_text
 from toolkit.registry import ResolvedAction, ToolRegistry, UnavailableToolError, UnknownToolError
 from toolkit.runtime.deadlines import cut_off_after
 from toolkit.runtime.flat_schema import FlatCheck, flat_check
-from toolkit.models.parsing import clean_text
 from toolkit.runtime.secrets import redactor_for
 from toolkit.types import ErrorCode, Observation, ToolCall
 
@@ -122,8 +123,10 @@ class Executor:
             return self._fail(call, ErrorCode.unavailable, str(exc), started)
         if not isinstance(call.arguments, dict):
             return self._fail(call, ErrorCode.invalid_arguments, "arguments must be a JSON object", started)
-        errors = [] if self._certainly_valid(resolved, call.arguments) else sorted(
-            self._validator(resolved).iter_errors(call.arguments), key=lambda e: list(e.path)
+        errors = (
+            []
+            if self._certainly_valid(resolved, call.arguments)
+            else sorted(self._validator(resolved).iter_errors(call.arguments), key=lambda e: list(e.path))
         )
         if errors:
             detail = "; ".join(f"{'/'.join(map(str, e.path)) or '(arguments)'}: {e.message}" for e in errors[:5])
@@ -144,7 +147,9 @@ class Executor:
         async with self._semaphore:
             return await self._invoke_with_retries(call, resolved, ctx, started)
 
-    async def _invoke_with_retries(self, call: ToolCall, resolved: ResolvedAction, ctx: ToolContext, started: float) -> Observation:
+    async def _invoke_with_retries(
+        self, call: ToolCall, resolved: ResolvedAction, ctx: ToolContext, started: float
+    ) -> Observation:
         retries = self.max_retries if resolved.action.annotations.idempotent else 0
         timeout = resolved.action.timeout_s
         attempt = 0
@@ -178,7 +183,9 @@ class Executor:
         truncated = len(text) > self.max_output_chars
         if truncated:
             total = len(text)
-            text = text[: self.max_output_chars] + TRUNCATION_MARKER.format(omitted=total - self.max_output_chars, total=total)
+            text = text[: self.max_output_chars] + TRUNCATION_MARKER.format(
+                omitted=total - self.max_output_chars, total=total
+            )
             content = text
         return Observation(
             call_id=call.id,

@@ -10,7 +10,8 @@ executor then runs jsonschema, which decides and writes the error messages.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 ANNOTATIONS = {"description", "title", "default", "examples", "$comment"}
 OBJECT_KEYS = ANNOTATIONS | {"type", "properties", "required", "additionalProperties", "$schema"}
@@ -31,8 +32,10 @@ def flat_check(schema: Any) -> FlatCheck | None:
     properties = schema.get("properties", {})
     required = schema.get("required", [])
     extra = schema.get("additionalProperties", True)
-    if not isinstance(properties, dict) or not isinstance(extra, bool) or not (
-        isinstance(required, list) and all(isinstance(r, str) for r in required)
+    if (
+        not isinstance(properties, dict)
+        or not isinstance(extra, bool)
+        or not (isinstance(required, list) and all(isinstance(r, str) for r in required))
     ):
         return None
     types: dict[str, Callable[[Any], bool]] = {}

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable
+from typing import Any
 
+from toolkit.models.factory import parse_model_string
 from toolkit.runtime.batch import AgentOptions
 from toolkit.runtime.concurrency import bounded_as_completed
-from toolkit.models.factory import parse_model_string
 from toolkit.types import TaskInput, TaskResult
 
 
@@ -68,11 +69,16 @@ def _portable_model(model: str | None) -> str | None:
 class RayExecutor:
     """`arun_many` over Ray workers. `concurrency` is per worker: workers x concurrency in flight."""
 
-    def __init__(self, options: AgentOptions, *, workers: int = 2, address: str | None = None, keep_trace: bool = False):
+    def __init__(
+        self, options: AgentOptions, *, workers: int = 2, address: str | None = None, keep_trace: bool = False
+    ):
         if workers < 1:
             raise ValueError(f"--workers must be at least 1, not {workers}")
         self.options = options.model_copy(
-            update={"model": _portable_model(options.model), "tools_path": [str(Path(p).resolve()) for p in options.tools_path]}
+            update={
+                "model": _portable_model(options.model),
+                "tools_path": [str(Path(p).resolve()) for p in options.tools_path],
+            }
         )
         self.workers = workers
         self.address = address
@@ -95,7 +101,12 @@ class RayExecutor:
             if self.address:
                 ray.init(address=self.address, **common)
             else:  # a private local cluster on 127.0.0.1, sized for the workers
-                ray.init(address="local", num_cpus=max(self.workers, os.cpu_count() or 1), _node_ip_address="127.0.0.1", **common)
+                ray.init(
+                    address="local",
+                    num_cpus=max(self.workers, os.cpu_count() or 1),
+                    _node_ip_address="127.0.0.1",
+                    **common,
+                )
             self._started_ray = True
         actor = ray.remote(AgentWorker).options(
             num_cpus=1, max_concurrency=concurrency, scheduling_strategy="SPREAD", max_restarts=0
@@ -115,7 +126,12 @@ class RayExecutor:
         while True:
             live = [i for i in range(len(self._actors)) if i not in self._dead]
             if not live:
-                return TaskResult(task_id=task.id or "", task=task.task, status="cancelled", error=f"no Ray worker left ({self._last_death})")
+                return TaskResult(
+                    task_id=task.id or "",
+                    task=task.task,
+                    status="cancelled",
+                    error=f"no Ray worker left ({self._last_death})",
+                )
             index = min(live, key=self._load.__getitem__)
             self._load[index] += 1
             try:
@@ -125,14 +141,18 @@ class RayExecutor:
                 self._dead.add(index)
                 self._last_death = f"worker {index} died: {_first_line(exc)}"
             except ray.exceptions.RayError as exc:
-                return TaskResult(task_id=task.id or "", task=task.task, status="cancelled", error=f"Ray: {_first_line(exc)}")
+                return TaskResult(
+                    task_id=task.id or "", task=task.task, status="cancelled", error=f"Ray: {_first_line(exc)}"
+                )
             finally:
                 self._load[index] -= 1
 
     async def arun_many(self, tasks: Iterable[TaskInput], concurrency: int = 8) -> AsyncIterator[TaskResult]:
         if not self._actors:
             self.start(concurrency)
-        async with contextlib.aclosing(bounded_as_completed(tasks, self._run_one, concurrency * self.workers)) as results:
+        async with contextlib.aclosing(
+            bounded_as_completed(tasks, self._run_one, concurrency * self.workers)
+        ) as results:
             async for result in results:
                 yield result
 

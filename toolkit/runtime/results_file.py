@@ -22,9 +22,10 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 
 class ResultsFileError(ValueError):
@@ -66,7 +67,9 @@ def scan_results(path: str | Path, data: bytes | None = None) -> Scan:
             record = json.loads(line)
             task_id, status = str(record["id"]), str(record.get("status", "ok"))
         except (ValueError, KeyError, TypeError) as exc:
-            raise ResultsFileError(f"{path}:{number}: not a result line ({type(exc).__name__}: {exc}); fix or remove it") from None
+            raise ResultsFileError(
+                f"{path}:{number}: not a result line ({type(exc).__name__}: {exc}); fix or remove it"
+            ) from None
         if task_id in scan.statuses:
             scan.duplicate_lines += 1
         scan.statuses[task_id] = status  # the last line for an id wins
@@ -100,7 +103,9 @@ class ResultsFile:
         return self.scan.statuses
 
     @classmethod
-    def open(cls, path: str | Path, *, resume: bool = False, overwrite: bool = False, sync_each: bool = False) -> ResultsFile:
+    def open(
+        cls, path: str | Path, *, resume: bool = False, overwrite: bool = False, sync_each: bool = False
+    ) -> ResultsFile:
         """Open for appending. An existing non-empty file needs `resume` (keep its results) or
         `overwrite` (start afresh); a torn last line is cut off when resuming."""
         p = Path(path)
@@ -117,7 +122,9 @@ class ResultsFile:
                 raise ResultsFileError(f"{p} is in use by another batch run") from None
             size = os.fstat(fd).st_size
             if size and not (resume or overwrite):
-                raise ResultsFileError(f"{p} already holds results: pass --resume to continue it, or --overwrite to start afresh")
+                raise ResultsFileError(
+                    f"{p} already holds results: pass --resume to continue it, or --overwrite to start afresh"
+                )
             if overwrite and not resume:
                 os.ftruncate(fd, 0)
                 scan = Scan()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 MIN_SECRET_LENGTH = 4  # shorter values would redact ordinary words
 
@@ -13,7 +13,9 @@ MIN_SECRET_LENGTH = 4  # shorter values would redact ordinary words
 class Redactor:
     def __init__(self, secrets: Mapping[str, str]):
         # longest first, so a secret that contains another is replaced whole
-        items = sorted(((v, k) for k, v in secrets.items() if v and len(v) >= MIN_SECRET_LENGTH), key=lambda x: -len(x[0]))
+        items = sorted(
+            ((v, k) for k, v in secrets.items() if v and len(v) >= MIN_SECRET_LENGTH), key=lambda x: -len(x[0])
+        )
         self._names = {v: k for v, k in items}
         self._pattern = re.compile("|".join(re.escape(v) for v, _ in items)) if items else None
 

@@ -29,7 +29,9 @@ class TaskFileError(ValueError):
     def __init__(self, path: str | Path, problems: list[tuple[int, str]]):
         self.path = str(path)
         self.problems = problems
-        shown = [f"{self.path}:{line}: {what}" if line else f"{self.path}: {what}" for line, what in problems[:MAX_REPORTED]]
+        shown = [
+            f"{self.path}:{line}: {what}" if line else f"{self.path}: {what}" for line, what in problems[:MAX_REPORTED]
+        ]
         if len(problems) > MAX_REPORTED:
             shown.append(f"... and {len(problems) - MAX_REPORTED} more")
         super().__init__("\n".join(shown))
@@ -38,18 +40,25 @@ class TaskFileError(ValueError):
 def _check_line(data: object) -> tuple[TaskInput | None, str | None]:
     """A TaskInput, or why the line is not one."""
     if not isinstance(data, dict):
-        return None, f"expected a JSON object like {{\"id\": ..., \"task\": ...}}, got {type(data).__name__}"
+        return None, f'expected a JSON object like {{"id": ..., "task": ...}}, got {type(data).__name__}'
     unknown = [k for k in data if k not in FIELDS]
     if unknown:
-        return None, f"unknown field {unknown[0]!r} (allowed: {', '.join(FIELDS)}; put your own data under \"metadata\")"
+        return None, f'unknown field {unknown[0]!r} (allowed: {", ".join(FIELDS)}; put your own data under "metadata")'
     raw_id = data.get("id")
     if raw_id is None:
-        return None, "missing \"id\""
-    if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)) or (isinstance(raw_id, str) and not raw_id.strip()):
-        return None, f"\"id\" must be a non-empty string or an integer, not {json.dumps(raw_id)}"
+        return None, 'missing "id"'
+    if (
+        isinstance(raw_id, bool)
+        or not isinstance(raw_id, (str, int))
+        or (isinstance(raw_id, str) and not raw_id.strip())
+    ):
+        return None, f'"id" must be a non-empty string or an integer, not {json.dumps(raw_id)}'
     task = data.get("task")
     if not isinstance(task, str) or not task.strip():
-        return None, "missing \"task\"" if task is None else f"\"task\" must be a non-empty string, not {json.dumps(task)[:60]}"
+        return (
+            None,
+            'missing "task"' if task is None else f'"task" must be a non-empty string, not {json.dumps(task)[:60]}',
+        )
     try:
         return TaskInput.model_validate({**data, "id": str(raw_id)}), None
     except ValidationError as exc:

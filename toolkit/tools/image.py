@@ -73,14 +73,18 @@ def choose_backend(settings: dict[str, Any]) -> str:
         return backend
     if backend == "openai":
         if not settings.get("base_url"):
-            raise ImageConfigError("the openai backend needs `base_url` (e.g. https://api.example.com or http://127.0.0.1:8000)")
+            raise ImageConfigError(
+                "the openai backend needs `base_url` (e.g. https://api.example.com or http://127.0.0.1:8000)"
+            )
         return backend
     if settings.get("model") and diffusers_installed():
         return "diffusers"
     if settings.get("base_url"):
         return "openai"
     if settings.get("model"):
-        raise ImageConfigError("`model` is set but diffusers/torch are not installed (pip install 'toolkit[image]'), and no `base_url` is set")
+        raise ImageConfigError(
+            "`model` is set but diffusers/torch are not installed (pip install 'toolkit[image]'), and no `base_url` is set"
+        )
     raise ImageConfigError(NOT_CONFIGURED)
 
 
@@ -128,7 +132,9 @@ def images_url(base_url: str) -> str:
     return f"{base}/v1/images/generations"
 
 
-async def generate_with_endpoint(prompt: str, size: str, seed: int | None, settings: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+async def generate_with_endpoint(
+    prompt: str, size: str, seed: int | None, settings: dict[str, Any]
+) -> tuple[bytes, dict[str, Any]]:
     headers = {"Content-Type": "application/json"}
     key_env = settings.get("api_key_env")
     if key_env:
@@ -156,7 +162,9 @@ async def generate_with_endpoint(prompt: str, size: str, seed: int | None, setti
         try:
             item = response.json()["data"][0]
         except (ValueError, KeyError, IndexError, TypeError):
-            raise RuntimeError(f"unexpected answer from the images endpoint (no data[0]): {response.text[:300]}") from None
+            raise RuntimeError(
+                f"unexpected answer from the images endpoint (no data[0]): {response.text[:300]}"
+            ) from None
         if item.get("b64_json"):
             try:
                 data = base64.b64decode(item["b64_json"], validate=True)
@@ -220,7 +228,9 @@ def clear_pipelines() -> None:
         _pipelines.clear()
 
 
-def generate_with_diffusers(prompt: str, width: int, height: int, seed: int, settings: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+def generate_with_diffusers(
+    prompt: str, width: int, height: int, seed: int, settings: dict[str, Any]
+) -> tuple[bytes, dict[str, Any]]:
     import inspect
 
     import torch
@@ -253,7 +263,9 @@ def generate_with_diffusers(prompt: str, width: int, height: int, seed: int, set
 # ---- the action --------------------------------------------------------------------------------
 
 
-async def generate_image(prompt: str, size: str = "512x512", seed: int | None = None, ctx: ToolContext | None = None) -> dict[str, Any]:
+async def generate_image(
+    prompt: str, size: str = "512x512", seed: int | None = None, ctx: ToolContext | None = None
+) -> dict[str, Any]:
     """Generate one image from a text prompt and save it as a PNG; returns its path and metadata."""
     settings = dict(ctx.settings) if ctx else {}
     if not prompt.strip():

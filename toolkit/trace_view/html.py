@@ -100,8 +100,8 @@ def _calls(view: TaskView) -> str:
         out.append(
             f'<details class="call" id="call-{escape(c.id)}" data-call="{escape(c.id)}"><summary><b>{escape(c.name)}</b> '
             f'<span class="tag {status}">{tag}</span> {when}{where}{extra}</summary><div class="body">'
-            f"<h4>arguments</h4><pre class=\"arguments\">{escape(_json(c.arguments))}</pre>"
-            f"<h4>observation</h4><pre class=\"observation\">{escape(c.text) if c.ok is not None else '(none)'}</pre></div></details>"
+            f'<h4>arguments</h4><pre class="arguments">{escape(_json(c.arguments))}</pre>'
+            f'<h4>observation</h4><pre class="observation">{escape(c.text) if c.ok is not None else "(none)"}</pre></div></details>'
         )
     return "".join(out)
 
@@ -117,7 +117,9 @@ def _tokens(view: TaskView) -> str:
             f"<td>{m.usage.prompt_tokens}</td><td>{m.usage.completion_tokens}</td><td>{m.usage.cached_tokens}</td></tr>"
         )
     total = sum((m.usage for m in view.model_calls), start=type(view.usage)())
-    rows.append(f'<tr class="total"><td colspan="4">total</td><td>{total.prompt_tokens}</td><td>{total.completion_tokens}</td><td>{total.cached_tokens}</td></tr>')
+    rows.append(
+        f'<tr class="total"><td colspan="4">total</td><td>{total.prompt_tokens}</td><td>{total.completion_tokens}</td><td>{total.cached_tokens}</td></tr>'
+    )
     head = "<tr><th>#</th><th>step</th><th>start (s)</th><th>time (s)</th><th>prompt</th><th>completion</th><th>cached</th></tr>"
     return f'<table class="tokens">{head}{"".join(rows)}</table>'
 
@@ -138,9 +140,9 @@ def render_html(traces: dict[str, list[TraceEvent]], title: str = "toolkit trace
     views = [build_view(task_id, events) for task_id, events in traces.items()]
     body = "".join(render_task(v) for v in views) or '<p class="empty">The trace holds no task.</p>'
     return (
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{escape(title)}</title>"
-        f"<style>{CSS}</style></head><body><header class=\"page\"><h1>{escape(title)}</h1>"
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{escape(title)}</title>'
+        f'<style>{CSS}</style></head><body><header class="page"><h1>{escape(title)}</h1>'
         f"<div>{len(views)} task(s)</div></header>{body}<script>{JS}</script></body></html>"
     )
 

@@ -106,18 +106,24 @@ def build_view(task_id: str, events: list[TraceEvent]) -> TaskView:
                 view.usage = e.usage
         elif e.kind == "model_call":
             total = e.timings.total_s if e.timings else 0.0
-            view.model_calls.append(ModelCallView(max(0.0, e.t - total), e.t, e.step, e.node, e.usage or Usage(), e.text or ""))
+            view.model_calls.append(
+                ModelCallView(max(0.0, e.t - total), e.t, e.step, e.node, e.usage or Usage(), e.text or "")
+            )
         elif e.kind == "plan" and e.plan:
             plan_events.append((position, e.step, e.plan))
         elif e.kind == "call" and e.call is not None:
-            view_call = CallView(e.call.id, e.call.name, e.call.arguments, e.t, step=e.step, node=e.node, parent=e.parent)
+            view_call = CallView(
+                e.call.id, e.call.name, e.call.arguments, e.t, step=e.step, node=e.node, parent=e.parent
+            )
             calls[e.call.id] = view_call
             call_position[e.call.id] = position
         elif e.kind == "observation" and e.observation is not None:
             o = e.observation
             c = calls.get(o.call_id)
             if c is None:  # an observation without its call event: place it by its duration
-                c = calls[o.call_id] = CallView(o.call_id, o.name, {}, max(0.0, e.t - o.duration_s), step=e.step, node=e.node)
+                c = calls[o.call_id] = CallView(
+                    o.call_id, o.name, {}, max(0.0, e.t - o.duration_s), step=e.step, node=e.node
+                )
             c.end = c.start + o.duration_s if o.duration_s else e.t
             c.ok, c.text, c.attempts, c.truncated = o.ok, o.text, o.attempts, o.truncated
             c.error = o.error.value if o.error is not None else None
@@ -135,8 +141,11 @@ def build_view(task_id: str, events: list[TraceEvent]) -> TaskView:
     assign_lanes(view.model_calls)  # type: ignore[arg-type]
     # only DAG plans make the graph: steps with their own ids. ReAct's per-turn `plan` events name
     # the turn's calls by their call ids, and action rankings have no ids at all
-    rounds = [(pos, step, plan) for pos, step, plan in plan_events
-              if all("id" in s for s in plan) and not all(str(s["id"]) in calls for s in plan)]
+    rounds = [
+        (pos, step, plan)
+        for pos, step, plan in plan_events
+        if all("id" in s for s in plan) and not all(str(s["id"]) in calls for s in plan)
+    ]
     if rounds:
         call_round: dict[str, int] = {}
         steps_of_rounds = [step for _, step, _ in rounds]
@@ -204,22 +213,28 @@ def _step_deps(step: dict[str, Any], ids: set[str], own: str) -> list[str]:
     return found
 
 
-def plan_from_rounds(rounds: list[list[dict[str, Any]]], calls: list[CallView], call_round: dict[str, int]) -> list[PlanNode]:
+def plan_from_rounds(
+    rounds: list[list[dict[str, Any]]], calls: list[CallView], call_round: dict[str, int]
+) -> list[PlanNode]:
     nodes: list[PlanNode] = []
     for r, steps in enumerate(rounds, start=1):
         ids = [_step_id(s, i) for i, s in enumerate(steps)]
         id_set = set(ids)
-        for step, sid in zip(steps, ids):
+        for step, sid in zip(steps, ids, strict=True):
             args = step.get("arguments", step.get("args"))
             detail = f"{_step_label(step)}({_short_json(args)})" if args is not None else _step_label(step)
             deps = [f"r{r}:{d}" for d in _step_deps(step, id_set, sid)]
-            nodes.append(PlanNode(id=f"r{r}:{sid}", label=f"{sid}. {_step_label(step)}", detail=detail, deps=deps, round=r))
+            nodes.append(
+                PlanNode(id=f"r{r}:{sid}", label=f"{sid}. {_step_label(step)}", detail=detail, deps=deps, round=r)
+            )
     by_id = {n.id: n for n in nodes}
     for c in calls:
         if c.node is None:
             continue
         # a call belongs to its step's plan round, else to the latest round emitted before it
-        node = by_id.get(f"r{max(1, call_round.get(c.id, 1))}:{c.node}") or next((n for n in reversed(nodes) if n.id.endswith(f":{c.node}")), None)
+        node = by_id.get(f"r{max(1, call_round.get(c.id, 1))}:{c.node}") or next(
+            (n for n in reversed(nodes) if n.id.endswith(f":{c.node}")), None
+        )
         if node is not None:
             node.call_ids.append(c.id)
     return nodes
@@ -232,7 +247,9 @@ def plan_from_tree(calls: list[CallView]) -> list[PlanNode]:
     by_node: dict[str, PlanNode] = {}
     for c in calls:
         node_id = f"n:{c.node}"
-        node = PlanNode(id=node_id, label=f"{c.node}. {c.name}", detail=f"{c.name}({_short_json(c.arguments)})", call_ids=[c.id])
+        node = PlanNode(
+            id=node_id, label=f"{c.node}. {c.name}", detail=f"{c.name}({_short_json(c.arguments)})", call_ids=[c.id]
+        )
         if c.parent is not None and f"n:{c.parent}" in by_node:
             node.deps = [f"n:{c.parent}"]
         nodes.append(node)
@@ -250,7 +267,13 @@ def plan_from_steps(calls: list[CallView]) -> list[PlanNode]:
     for step in sorted(by_step):
         current = []
         for c in by_step[step]:
-            node = PlanNode(id=f"c:{c.id}", label=f"{step}. {c.name}", detail=f"{c.name}({_short_json(c.arguments)})", deps=list(previous), call_ids=[c.id])
+            node = PlanNode(
+                id=f"c:{c.id}",
+                label=f"{step}. {c.name}",
+                detail=f"{c.name}({_short_json(c.arguments)})",
+                deps=list(previous),
+                call_ids=[c.id],
+            )
             nodes.append(node)
             current.append(node.id)
         previous = current

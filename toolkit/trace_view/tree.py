@@ -56,19 +56,27 @@ def render_tree(view: TaskView, width: int = 120) -> Tree:
         for node in view.plan:
             deps = ", ".join(d.split(":", 1)[1] for d in node.deps)
             round_tag = f"[dim]round {node.round}[/] " if max(n.round for n in view.plan) > 1 else ""
-            branch = plan_branch.add(f"{round_tag}[magenta]{escape(node.label)}[/] {escape(_short(node.detail, width // 2))}" + (f" [dim]after {escape(deps)}[/]" if deps else ""))
+            branch = plan_branch.add(
+                f"{round_tag}[magenta]{escape(node.label)}[/] {escape(_short(node.detail, width // 2))}"
+                + (f" [dim]after {escape(deps)}[/]" if deps else "")
+            )
             for call_id in node.call_ids:
                 if call_id in calls_by_id:
                     _add_call(branch, calls_by_id[call_id], width)
                     placed.add(call_id)
-    steps = sorted({m.step for m in view.model_calls if m.step is not None} | {c.step for c in view.calls if c.step is not None and c.id not in placed})
+    steps = sorted(
+        {m.step for m in view.model_calls if m.step is not None}
+        | {c.step for c in view.calls if c.step is not None and c.id not in placed}
+    )
     for step in steps:
         models = [m for m in view.model_calls if m.step == step]
         tokens = sum(m.usage.total_tokens for m in models)
         branch = root.add(f"[cyan]step {step}[/] [dim]{tokens} tokens[/]")
         for m in models:
             said = f" {escape(_short(m.text, width // 2))}" if m.text else ""
-            branch.add(f"[cyan]model[/] [dim]@{m.start:.2f}s, {m.end - m.start:.2f}s, {m.usage.prompt_tokens}+{m.usage.completion_tokens} tok[/]{said}")
+            branch.add(
+                f"[cyan]model[/] [dim]@{m.start:.2f}s, {m.end - m.start:.2f}s, {m.usage.prompt_tokens}+{m.usage.completion_tokens} tok[/]{said}"
+            )
         for c in view.calls:
             if c.step == step and c.id not in placed:
                 _add_call(branch, c, width)
@@ -77,7 +85,9 @@ def render_tree(view: TaskView, width: int = 120) -> Tree:
     for m in unstepped_models:
         where = f" [dim]({escape(m.node)})[/]" if m.node else ""
         said = f" {escape(_short(m.text, width // 2))}" if m.text else ""
-        root.add(f"[cyan]model[/]{where} [dim]@{m.start:.2f}s, {m.end - m.start:.2f}s, {m.usage.prompt_tokens}+{m.usage.completion_tokens} tok[/]{said}")
+        root.add(
+            f"[cyan]model[/]{where} [dim]@{m.start:.2f}s, {m.end - m.start:.2f}s, {m.usage.prompt_tokens}+{m.usage.completion_tokens} tok[/]{said}"
+        )
     for c in view.calls:
         if c.id not in placed:
             _add_call(root, c, width)

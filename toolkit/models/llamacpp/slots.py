@@ -29,9 +29,8 @@ import ctypes
 import logging
 from dataclasses import dataclass, field
 
-import numpy as np
-
 import llama_cpp
+import numpy as np
 
 log = logging.getLogger(__name__)
 

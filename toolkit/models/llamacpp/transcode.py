@@ -61,9 +61,13 @@ def runtime_weights(source: Path, fmt: str, cache: Path) -> Path:
     with written_atomically(target) as tmp:
         code = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), ctypes.byref(params))
         if code != 0:
-            raise BackendError(f"llama.cpp could not re-encode {source} as {fmt} (code {code}); "
-                               f"set {FORMAT_ENV}=shipped to use it as is")
-    earlier = re.compile(re.escape(source.stem) + r"\.\d+-\d+\." + re.escape(fmt) + r"\.gguf")  # transcoded_path's names
+            raise BackendError(
+                f"llama.cpp could not re-encode {source} as {fmt} (code {code}); "
+                f"set {FORMAT_ENV}=shipped to use it as is"
+            )
+    earlier = re.compile(
+        re.escape(source.stem) + r"\.\d+-\d+\." + re.escape(fmt) + r"\.gguf"
+    )  # transcoded_path's names
     for stale in target.parent.iterdir():
         if stale != target and earlier.fullmatch(stale.name):
             stale.unlink(missing_ok=True)  # a process still reading it keeps its open copy

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 
+from toolkit.models.base import supports_streaming
 from toolkit.planner.choice import few_shot_block, offered_tools
 from toolkit.planner.dag.joiner import join
 from toolkit.planner.dag.parse import PlanStreamParser
@@ -22,7 +23,6 @@ from toolkit.planner.dag.plan import Plan, PlanError, PlanStep, plan_json_schema
 from toolkit.planner.dag.scheduler import StepScheduler
 from toolkit.planner.prompts import system_message
 from toolkit.runtime.context import RunContext
-from toolkit.models.base import supports_streaming
 from toolkit.types import Constraint, LLMRequest, LLMResponse, Message, Sampling, Timings, ToolCall, Usage
 
 PLAN_INSTRUCTIONS = """Solve the task with a plan: a JSON object {"steps": [...]}.
@@ -74,7 +74,9 @@ class DagPlanner:
         tools = offered_tools(ctx.task, ctx.tools, self.tool_k)
         names = {t.name for t in tools}
         schema = plan_json_schema(tools, self.max_plan_steps, self.typed_arguments, self.plan_thought)
-        instructions = PLAN_INSTRUCTIONS + ("\n\n" + few_shot_block(tools) if self.few_shot and few_shot_block(tools) else "")
+        instructions = PLAN_INSTRUCTIONS + (
+            "\n\n" + few_shot_block(tools) if self.few_shot and few_shot_block(tools) else ""
+        )
         messages = [system_message(tools, instructions), Message(role="user", content=ctx.task)]
         replans = 0
         while True:
@@ -97,12 +99,17 @@ class DagPlanner:
             ctx.emit(
                 "plan",
                 step=step.index,
-                text=f"dag plan: {len(scheduler.states)} step(s)" + ("; errors: " + "; ".join(map(str, scheduler.errors)) if scheduler.errors else ""),
+                text=f"dag plan: {len(scheduler.states)} step(s)"
+                + ("; errors: " + "; ".join(map(str, scheduler.errors)) if scheduler.errors else ""),
                 plan=[{**s.step.model_dump(), "status": s.status} for s in scheduler.ordered()],
             )
             can_replan = replans < self.max_replans
-            decision = await join(ctx, messages, scheduler, can_replan=can_replan, step=step.index, max_tokens=self.join_max_tokens)
-            ctx.record(step, thought, scheduler.calls(), scheduler.observations(), _minus(ctx.usage, usage_before), started)
+            decision = await join(
+                ctx, messages, scheduler, can_replan=can_replan, step=step.index, max_tokens=self.join_max_tokens
+            )
+            ctx.record(
+                step, thought, scheduler.calls(), scheduler.observations(), _minus(ctx.usage, usage_before), started
+            )
             if decision.action == "answer":
                 return decision.content
             replans += 1
@@ -129,13 +136,15 @@ class DagPlanner:
             steps = [s.step.model_dump() for s in scheduler.ordered() if s.step.id not in scheduler.dropped]
             return "", json.dumps({"steps": steps})
         thought, raws, error = parser.finish()
-        for raw in raws[len(parser.raw_steps):]:  # steps only the whole-text parse found
+        for raw in raws[len(parser.raw_steps) :]:  # steps only the whole-text parse found
             scheduler.add(raw)
         if error is not None:
             scheduler.errors.append(error)
         return thought, text
 
-    async def _stream(self, ctx: RunContext, request: LLMRequest, parser: PlanStreamParser, scheduler: StepScheduler, step: int) -> tuple[str, list[ToolCall]]:
+    async def _stream(
+        self, ctx: RunContext, request: LLMRequest, parser: PlanStreamParser, scheduler: StepScheduler, step: int
+    ) -> tuple[str, list[ToolCall]]:
         started = time.perf_counter()
         chunks: list[str] = []
         final: LLMResponse | None = None
@@ -179,4 +188,13 @@ def _minus(a: Usage, b: Usage) -> Usage:
     )
 
 
-__all__ = ["DagPlanner", "Plan", "PlanStep", "PlanError", "plan_json_schema", "validate_plan", "PlanStreamParser", "StepScheduler"]
+__all__ = [
+    "DagPlanner",
+    "Plan",
+    "PlanStep",
+    "PlanError",
+    "plan_json_schema",
+    "validate_plan",
+    "PlanStreamParser",
+    "StepScheduler",
+]

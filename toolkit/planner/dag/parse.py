@@ -98,8 +98,18 @@ class PlanStreamParser:
             whole = json.loads(body)
         except json.JSONDecodeError as exc:
             if not self.raw_steps:
-                return "", [], PlanError(message=f"the plan is not valid JSON ({exc.msg} at character {exc.pos}); reply with a JSON plan")
-            return "", self.raw_steps, PlanError(message=f"the plan's JSON is incomplete ({exc.msg}); only its complete steps were used")
+                return (
+                    "",
+                    [],
+                    PlanError(
+                        message=f"the plan is not valid JSON ({exc.msg} at character {exc.pos}); reply with a JSON plan"
+                    ),
+                )
+            return (
+                "",
+                self.raw_steps,
+                PlanError(message=f"the plan's JSON is incomplete ({exc.msg}); only its complete steps were used"),
+            )
         if isinstance(whole, list):
             return "", whole, None
         if not isinstance(whole, dict) or not isinstance(whole.get("steps"), list):

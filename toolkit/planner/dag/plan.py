@@ -113,7 +113,9 @@ def check_step(step: PlanStep, tool_names: set[str], seen_ids: set[int]) -> Plan
     if step.id in seen_ids:
         return PlanError(step=step.id, message=f"duplicate step id {step.id}; ids must be unique")
     if step.action not in tool_names:
-        return PlanError(step=step.id, message=f"unknown tool {step.action!r}; use one of: {', '.join(sorted(tool_names))}")
+        return PlanError(
+            step=step.id, message=f"unknown tool {step.action!r}; use one of: {', '.join(sorted(tool_names))}"
+        )
     if step.id in step.dependencies():
         return PlanError(step=step.id, message="a step cannot depend on its own result")
     return None
@@ -132,7 +134,7 @@ def find_cycles(deps: dict[int, set[int]]) -> list[list[int]]:
             if dep not in deps:
                 continue
             if state.get(dep) == 1:
-                cycles.append(stack[stack.index(dep):] + [dep])
+                cycles.append(stack[stack.index(dep) :] + [dep])
             elif dep not in state:
                 visit(dep)
         stack.pop()
@@ -156,7 +158,9 @@ def validate_plan(plan: Plan, tool_names: set[str]) -> list[PlanError]:
     for step in plan.steps:
         unknown = sorted(step.dependencies() - seen)
         if unknown:
-            errors.append(PlanError(step=step.id, message="unknown reference(s): " + ", ".join(f"${i}" for i in unknown)))
+            errors.append(
+                PlanError(step=step.id, message="unknown reference(s): " + ", ".join(f"${i}" for i in unknown))
+            )
     for cycle in find_cycles({s.id: s.dependencies() for s in plan.steps}):
         errors.append(PlanError(message="dependency cycle: " + " -> ".join(map(str, cycle))))
     return errors
@@ -182,7 +186,9 @@ def _argument_schema(input_schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def plan_json_schema(tools: list[Any], max_steps: int = 12, typed_arguments: bool = True, thought: bool = False) -> dict[str, Any]:
+def plan_json_schema(
+    tools: list[Any], max_steps: int = 12, typed_arguments: bool = True, thought: bool = False
+) -> dict[str, Any]:
     """The JSON schema a plan is decoded under. Actions are the offered tools' names (an enum, or
     with `typed_arguments` one branch per tool whose arguments follow that tool's schema).
 
@@ -201,7 +207,12 @@ def plan_json_schema(tools: list[Any], max_steps: int = 12, typed_arguments: boo
             "anyOf": [
                 {
                     "type": "object",
-                    "properties": {"id": common["id"], "action": {"const": t.name}, "arguments": _argument_schema(t.parameters), "depends_on": common["depends_on"]},
+                    "properties": {
+                        "id": common["id"],
+                        "action": {"const": t.name},
+                        "arguments": _argument_schema(t.parameters),
+                        "depends_on": common["depends_on"],
+                    },
                     "required": required,
                     "additionalProperties": False,
                 }
@@ -211,7 +222,12 @@ def plan_json_schema(tools: list[Any], max_steps: int = 12, typed_arguments: boo
     else:
         item = {
             "type": "object",
-            "properties": {"id": common["id"], "action": {"type": "string", "enum": names}, "arguments": {"type": "object"}, "depends_on": common["depends_on"]},
+            "properties": {
+                "id": common["id"],
+                "action": {"type": "string", "enum": names},
+                "arguments": {"type": "object"},
+                "depends_on": common["depends_on"],
+            },
             "required": required,
             "additionalProperties": False,
         }

@@ -13,8 +13,16 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from toolkit.planner.dag.plan import PlanError, PlanStep, ReferenceFailure, check_step, find_cycles, resolve, result_value
 from toolkit.planner.dag.parse import to_step
+from toolkit.planner.dag.plan import (
+    PlanError,
+    PlanStep,
+    ReferenceFailure,
+    check_step,
+    find_cycles,
+    resolve,
+    result_value,
+)
 from toolkit.runtime.context import RunContext
 from toolkit.types import ErrorCode, Observation, ToolCall, new_id
 
@@ -57,7 +65,9 @@ class StepScheduler:
             self._plan_error(error, None)
             return
         if position >= self.max_plan_steps:
-            self._plan_error(PlanError(step=step.id, message=f"the plan is too long; at most {self.max_plan_steps} steps run"), step)
+            self._plan_error(
+                PlanError(step=step.id, message=f"the plan is too long; at most {self.max_plan_steps} steps run"), step
+            )
             return
         error = check_step(step, self.tool_names, set(self.states))
         if error is None:
@@ -73,7 +83,11 @@ class StepScheduler:
         model's plan loops; it is dropped, and `repeated` tells the planner to stop the plan."""
         for state in self.states.values():
             earlier = state.step
-            if (earlier.action, earlier.arguments, sorted(earlier.depends_on)) == (step.action, step.arguments, sorted(step.depends_on)):
+            if (earlier.action, earlier.arguments, sorted(earlier.depends_on)) == (
+                step.action,
+                step.arguments,
+                sorted(step.depends_on),
+            ):
                 self.repeated = True
                 self.dropped.add(step.id)
                 return PlanError(step=step.id, message=f"repeats step {earlier.id}; dropped")
@@ -111,7 +125,9 @@ class StepScheduler:
 
     async def _run(self, state: StepState) -> None:
         try:
-            arguments = resolve(state.step.arguments, {i: s.value for i, s in self.states.items() if s.status == "done"})
+            arguments = resolve(
+                state.step.arguments, {i: s.value for i, s in self.states.items() if s.status == "done"}
+            )
         except ReferenceFailure as exc:
             self._fail(state, ErrorCode.invalid_arguments, f"reference error: {exc}")
             self._dispatch_ready()

@@ -13,8 +13,9 @@ until the agent closes.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 from toolkit.bindings import ToolContext, ToolInputError
 from toolkit.tools.browser.errors import ActionRefused, PageLoadError
@@ -24,9 +25,23 @@ from toolkit.tools.browser.settings import BrowserSettings, parse_settings
 from toolkit.tools.browser.text import readable_text
 
 __all__ = [
-    "search", "load", "open", "scroll_down", "scroll_up", "scroll_top", "back", "find", "quote",
-    "merge_quotes", "finish", "fetch", "ActionRefused", "PageLoadError", "BrowserSession",
-    "BrowserSettings", "keep_browser",
+    "search",
+    "load",
+    "open",
+    "scroll_down",
+    "scroll_up",
+    "scroll_top",
+    "back",
+    "find",
+    "quote",
+    "merge_quotes",
+    "finish",
+    "fetch",
+    "ActionRefused",
+    "PageLoadError",
+    "BrowserSession",
+    "BrowserSettings",
+    "keep_browser",
 ]
 
 
@@ -61,7 +76,8 @@ def _search_settings(browser: BrowserSettings) -> dict[str, Any]:
 
 
 async def search(query: str, ctx: ToolContext | None = None) -> dict[str, Any]:
-    from toolkit.tools.search import parse_settings as parse_search_settings, run_search
+    from toolkit.tools.search import parse_settings as parse_search_settings
+    from toolkit.tools.search import run_search
 
     if not query.strip():
         raise ToolInputError("query is empty; give the words to search for")
@@ -128,6 +144,11 @@ async def fetch(url: str, max_chars: int = 8000, ctx: ToolContext | None = None)
     loaded = await session.driver.load(url, new_page=True)
     text, extractor = readable_text(loaded.html, loaded.inner_text, loaded.url)
     return {
-        "url": loaded.url, "title": loaded.title, "status": loaded.status, "extractor": extractor,
-        "text": text[:max_chars], "chars": len(text), "truncated": len(text) > max_chars,
+        "url": loaded.url,
+        "title": loaded.title,
+        "status": loaded.status,
+        "extractor": extractor,
+        "text": text[:max_chars],
+        "chars": len(text),
+        "truncated": len(text) > max_chars,
     }

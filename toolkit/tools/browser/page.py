@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator
 
 from toolkit.tools.browser.errors import ActionRefused, PageLoadError
 from toolkit.tools.browser.proxy import BLOCKED_HEADER, PolicyProxy
@@ -81,8 +81,8 @@ class BrowserHost:
 
 
 # Playwright objects belong to the event loop that made them: one browser per (loop, launch options)
-_hosts: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, BrowserHost]]" = weakref.WeakKeyDictionary()
-_locks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
+_hosts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, BrowserHost]] = weakref.WeakKeyDictionary()
+_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 def _key(settings: BrowserSettings) -> tuple:
@@ -215,7 +215,13 @@ class PageDriver:
                     raise ActionRefused(f"{response.url} was blocked: {reason}")
             html = await page.content()
             inner_text = await page.evaluate(INNER_TEXT_JS)
-            return LoadedPage(url=page.url, title=await page.title(), status=response.status if response else None, html=html, inner_text=inner_text or "")
+            return LoadedPage(
+                url=page.url,
+                title=await page.title(),
+                status=response.status if response else None,
+                html=html,
+                inner_text=inner_text or "",
+            )
         finally:
             if new_page:
                 await page.close()

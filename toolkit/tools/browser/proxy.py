@@ -48,7 +48,7 @@ class PolicyProxy:
             self._tasks.add(task)
         try:
             await self._handle(reader, writer)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, asyncio.TimeoutError):
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             pass
         except asyncio.CancelledError:
             pass
@@ -77,8 +77,10 @@ class PolicyProxy:
             await _reply(writer, 403, reason)
             return
         try:
-            up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(address, port_number), self.connect_timeout_s)
-        except (OSError, asyncio.TimeoutError) as exc:
+            up_reader, up_writer = await asyncio.wait_for(
+                asyncio.open_connection(address, port_number), self.connect_timeout_s
+            )
+        except (TimeoutError, OSError) as exc:
             await _reply(writer, 502, f"cannot connect to {host}:{port_number}: {exc}", blocked=False)
             return
         try:
@@ -90,7 +92,9 @@ class PolicyProxy:
                 kept = [h for h in headers if h.split(":", 1)[0].strip().lower() not in HOP_BY_HOP]
                 upgrade = any(h.lower().startswith("upgrade:") for h in headers)
                 connection = ["Connection: Upgrade"] if upgrade else ["Connection: close"]
-                up_writer.write("\r\n".join([f"{method} {path} {version}", *kept, *connection, "", ""]).encode("latin-1"))
+                up_writer.write(
+                    "\r\n".join([f"{method} {path} {version}", *kept, *connection, "", ""]).encode("latin-1")
+                )
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         finally:
             with contextlib.suppress(Exception):
@@ -118,6 +122,7 @@ async def _reply(writer: asyncio.StreamWriter, status: int, reason: str, blocked
     extra = f"{BLOCKED_HEADER}: {reason.encode('ascii', 'replace').decode()}\r\n" if blocked else ""
     writer.write(
         f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
-        f"{extra}Connection: close\r\n\r\n".encode("latin-1") + body
+        f"{extra}Connection: close\r\n\r\n".encode("latin-1")
+        + body
     )
     await writer.drain()

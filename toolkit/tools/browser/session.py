@@ -24,7 +24,20 @@ from toolkit.tools.browser.settings import BrowserSettings
 from toolkit.tools.browser.text import Window, find_spans, readable_text, split_windows, window_of
 from toolkit.tools.browser.urls import URLPolicy
 
-ALL_ACTIONS = ["search", "load", "open", "scroll_down", "scroll_up", "scroll_top", "back", "find", "quote", "merge_quotes", "finish", "fetch"]
+ALL_ACTIONS = [
+    "search",
+    "load",
+    "open",
+    "scroll_down",
+    "scroll_up",
+    "scroll_top",
+    "back",
+    "find",
+    "quote",
+    "merge_quotes",
+    "finish",
+    "fetch",
+]
 MIN_QUOTE_CHARS = 3
 
 
@@ -43,8 +56,13 @@ class PageState:
     def from_loaded(cls, loaded: LoadedPage, window_chars: int) -> PageState:
         text, extractor = readable_text(loaded.html, loaded.inner_text, loaded.url)
         return cls(
-            url=loaded.url, title=loaded.title or loaded.url, status=loaded.status, text=text,
-            inner_text=loaded.inner_text, extractor=extractor, windows=split_windows(text, window_chars),
+            url=loaded.url,
+            title=loaded.title or loaded.url,
+            status=loaded.status,
+            text=text,
+            inner_text=loaded.inner_text,
+            extractor=extractor,
+            windows=split_windows(text, window_chars),
         )
 
 
@@ -108,17 +126,31 @@ class BrowserSession:
     # ---- views ----------------------------------------------------------------------------
 
     def results_view(self) -> dict[str, Any]:
-        return {"view": "results", "query": self.query, "backend": self.backend, "results": self.results, "actions": self.allowed_actions()}
+        return {
+            "view": "results",
+            "query": self.query,
+            "backend": self.backend,
+            "results": self.results,
+            "actions": self.allowed_actions(),
+        }
 
     def page_view(self, **extra: Any) -> dict[str, Any]:
         page = self.page
         assert page is not None
         w = page.windows[page.window]
         return {
-            "view": "page", "url": page.url, "title": page.title, "status": page.status, "extractor": page.extractor,
-            "window": page.window, "windows": len(page.windows), "at_top": page.window == 0,
-            "at_end": page.window == len(page.windows) - 1, "text": page.text[w.start:w.end].strip(),
-            **extra, "actions": self.allowed_actions(),
+            "view": "page",
+            "url": page.url,
+            "title": page.title,
+            "status": page.status,
+            "extractor": page.extractor,
+            "window": page.window,
+            "windows": len(page.windows),
+            "at_top": page.window == 0,
+            "at_end": page.window == len(page.windows) - 1,
+            "text": page.text[w.start : w.end].strip(),
+            **extra,
+            "actions": self.allowed_actions(),
         }
 
     # ---- actions --------------------------------------------------------------------------
@@ -191,7 +223,11 @@ class BrowserSession:
         if exact is None:
             raise self.refuse("the quoted text does not occur on the current page; quote it word for word")
         self.quotes.append(Quote(text=exact, url=page.url, title=page.title))
-        return {"quote": self.quotes[-1].as_dict(len(self.quotes) - 1), "quotes": len(self.quotes), "actions": self.allowed_actions()}
+        return {
+            "quote": self.quotes[-1].as_dict(len(self.quotes) - 1),
+            "quotes": len(self.quotes),
+            "actions": self.allowed_actions(),
+        }
 
     def merge_quotes(self, indices: list[int]) -> dict[str, Any]:
         wanted = sorted(set(indices))

@@ -29,9 +29,13 @@ class BrowserSettings(BaseModel):
     extra_args: list[str] = Field(default_factory=list, description="More Chromium command-line flags.")
     window_chars: int = Field(1200, ge=200, description="About this many characters of page text per window.")
     navigation_timeout_s: float = Field(20.0, gt=0, description="A page that has not loaded by then fails.")
-    allow_hosts: list[str] = Field(default_factory=list, description="Hosts (names or IPs) allowed even when private or loopback.")
+    allow_hosts: list[str] = Field(
+        default_factory=list, description="Hosts (names or IPs) allowed even when private or loopback."
+    )
     allow_private: bool = Field(False, description="Allow private, loopback and link-local addresses.")
-    allow_file_urls: bool = Field(False, description="Allow open/fetch of file:// URLs (results of a local index always load).")
+    allow_file_urls: bool = Field(
+        False, description="Allow open/fetch of file:// URLs (results of a local index always load)."
+    )
     max_results: int = Field(8, ge=1, le=20, description="How many search results the results list keeps.")
     search: dict[str, Any] = Field(default_factory=dict, description="Search settings over those of the search tool.")
 

@@ -76,7 +76,11 @@ class URLPolicy:
         if scheme in PASS_THROUGH_SCHEMES:
             return None
         if scheme == "file":
-            return None if (self.allow_file_urls or trusted_file) else "file:// URLs are not allowed (setting allow_file_urls)"
+            return (
+                None
+                if (self.allow_file_urls or trusted_file)
+                else "file:// URLs are not allowed (setting allow_file_urls)"
+            )
         if scheme not in ("http", "https"):
             return f"only http and https URLs can be opened, not {scheme or 'a URL without a scheme'}"
         try:

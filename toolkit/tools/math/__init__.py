@@ -17,8 +17,9 @@ import functools
 import inspect
 import re
 import threading
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
 
 import sympy as sp
 
@@ -129,7 +130,9 @@ def _variables(expr: Any, variable: str | None, symbols: dict[str, sp.Symbol], a
         return free
     if not free:
         raise ToolInputError(f"the expression has no variable to {action}")
-    raise ToolInputError(f"say which variable to {action}: the expression has {', '.join(map(str, free))} (give `variable`)")
+    raise ToolInputError(
+        f"say which variable to {action}: the expression has {', '.join(map(str, free))} (give `variable`)"
+    )
 
 
 def _free_symbols(expr: Any) -> set[sp.Symbol]:
@@ -169,7 +172,11 @@ def solve(equation: str, variable: str | None = None, ctx: ToolContext | None = 
     symbols: dict[str, sp.Symbol] = {}
     parsed = _expression(equation, symbols, "equation")
     equations = list(parsed) if isinstance(parsed, (list, tuple, sp.Tuple)) else [parsed]
-    unknowns = _variables(equations, variable, symbols, "solve for") if variable or len(_free_symbols(equations)) == 1 else sorted(_free_symbols(equations), key=str)
+    unknowns = (
+        _variables(equations, variable, symbols, "solve for")
+        if variable or len(_free_symbols(equations)) == 1
+        else sorted(_free_symbols(equations), key=str)
+    )
     if not unknowns:
         raise ToolInputError("the equation has no variable to solve for")
     digits = _digits(ctx)
@@ -188,7 +195,9 @@ def solve(equation: str, variable: str | None = None, ctx: ToolContext | None = 
 
 
 @bounded
-def differentiate(expression: str, variable: str | None = None, order: int = 1, ctx: ToolContext | None = None) -> dict[str, Any]:
+def differentiate(
+    expression: str, variable: str | None = None, order: int = 1, ctx: ToolContext | None = None
+) -> dict[str, Any]:
     if not 1 <= int(order) <= 20:
         raise ToolInputError("order must be from 1 to 20")
     symbols: dict[str, sp.Symbol] = {}

@@ -88,7 +88,9 @@ class _Worker:
         if not select.select([self.process.stdout], [], [], timeout_s)[0]:
             raise RuntimeError(f"the worker process did not start within {timeout_s:g} s")
         if self.process.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"the worker process failed to start (exit code {self.process.wait()}); can it import {self.preload}?")
+            raise RuntimeError(
+                f"the worker process failed to start (exit code {self.process.wait()}); can it import {self.preload}?"
+            )
         self.ready = True
 
     def alive(self) -> bool:
@@ -108,7 +110,13 @@ class WorkerPool:
     a free one, and the wait doesn't count against its time limit: a hundred agents computing at
     once must not start a hundred interpreters."""
 
-    def __init__(self, preload: tuple[str, ...] = (), memory_mb: int = 0, max_workers: int | None = None, start_timeout_s: float = 120):
+    def __init__(
+        self,
+        preload: tuple[str, ...] = (),
+        memory_mb: int = 0,
+        max_workers: int | None = None,
+        start_timeout_s: float = 120,
+    ):
         self.start_timeout_s = start_timeout_s
         self.preload = preload
         self.memory_mb = memory_mb
@@ -135,7 +143,9 @@ class WorkerPool:
             line = worker.process.stdout.readline()
             if not line:
                 code = worker.process.wait()
-                raise RuntimeError(f"the worker process died (exit code {code}); the computation may have exceeded its memory")
+                raise RuntimeError(
+                    f"the worker process died (exit code {code}); the computation may have exceeded its memory"
+                )
             answer = json.loads(line)
         except BaseException:
             worker.kill()

@@ -16,7 +16,8 @@ from __future__ import annotations
 import ast
 import math
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import sympy as sp
 
@@ -71,39 +72,115 @@ def _combinatorial(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     # elementary
-    "sqrt": sp.sqrt, "cbrt": sp.cbrt, "root": sp.root, "exp": sp.exp, "log": sp.log, "ln": sp.log,
-    "log10": lambda x: sp.log(x, 10), "log2": lambda x: sp.log(x, 2),
-    "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "cot": sp.cot, "sec": sp.sec, "csc": sp.csc,
-    "asin": sp.asin, "acos": sp.acos, "atan": sp.atan, "acot": sp.acot, "atan2": sp.atan2,
-    "arcsin": sp.asin, "arccos": sp.acos, "arctan": sp.atan,
-    "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh, "asinh": sp.asinh, "acosh": sp.acosh, "atanh": sp.atanh,
-    "abs": sp.Abs, "Abs": sp.Abs, "sign": sp.sign, "floor": sp.floor, "ceiling": sp.ceiling, "ceil": sp.ceiling,
-    "min": sp.Min, "Min": sp.Min, "max": sp.Max, "Max": sp.Max, "Mod": sp.Mod, "mod": sp.Mod,
-    "re": sp.re, "im": sp.im, "conjugate": sp.conjugate, "arg": sp.arg,
-    "Rational": sp.Rational, "frac": sp.Rational, "N": _numeric, "evalf": _numeric,
-    "gamma": sp.gamma, "erf": sp.erf, "zeta": sp.zeta,
+    "sqrt": sp.sqrt,
+    "cbrt": sp.cbrt,
+    "root": sp.root,
+    "exp": sp.exp,
+    "log": sp.log,
+    "ln": sp.log,
+    "log10": lambda x: sp.log(x, 10),
+    "log2": lambda x: sp.log(x, 2),
+    "sin": sp.sin,
+    "cos": sp.cos,
+    "tan": sp.tan,
+    "cot": sp.cot,
+    "sec": sp.sec,
+    "csc": sp.csc,
+    "asin": sp.asin,
+    "acos": sp.acos,
+    "atan": sp.atan,
+    "acot": sp.acot,
+    "atan2": sp.atan2,
+    "arcsin": sp.asin,
+    "arccos": sp.acos,
+    "arctan": sp.atan,
+    "sinh": sp.sinh,
+    "cosh": sp.cosh,
+    "tanh": sp.tanh,
+    "asinh": sp.asinh,
+    "acosh": sp.acosh,
+    "atanh": sp.atanh,
+    "abs": sp.Abs,
+    "Abs": sp.Abs,
+    "sign": sp.sign,
+    "floor": sp.floor,
+    "ceiling": sp.ceiling,
+    "ceil": sp.ceiling,
+    "min": sp.Min,
+    "Min": sp.Min,
+    "max": sp.Max,
+    "Max": sp.Max,
+    "Mod": sp.Mod,
+    "mod": sp.Mod,
+    "re": sp.re,
+    "im": sp.im,
+    "conjugate": sp.conjugate,
+    "arg": sp.arg,
+    "Rational": sp.Rational,
+    "frac": sp.Rational,
+    "N": _numeric,
+    "evalf": _numeric,
+    "gamma": sp.gamma,
+    "erf": sp.erf,
+    "zeta": sp.zeta,
     # number theory and combinatorics (bounded)
-    "factorial": _combinatorial(sp.factorial), "binomial": _combinatorial(sp.binomial),
-    "fibonacci": _combinatorial(sp.fibonacci), "prime": _combinatorial(sp.prime),
-    "primepi": _combinatorial(sp.primepi), "catalan": _combinatorial(sp.catalan),
-    "gcd": sp.gcd, "lcm": sp.lcm, "isprime": sp.isprime, "nextprime": sp.nextprime,
-    "factorint": _factorint, "divisors": lambda n: sp.divisors(n), "totient": sp.totient,
+    "factorial": _combinatorial(sp.factorial),
+    "binomial": _combinatorial(sp.binomial),
+    "fibonacci": _combinatorial(sp.fibonacci),
+    "prime": _combinatorial(sp.prime),
+    "primepi": _combinatorial(sp.primepi),
+    "catalan": _combinatorial(sp.catalan),
+    "gcd": sp.gcd,
+    "lcm": sp.lcm,
+    "isprime": sp.isprime,
+    "nextprime": sp.nextprime,
+    "factorint": _factorint,
+    "divisors": lambda n: sp.divisors(n),
+    "totient": sp.totient,
     "mod_inverse": sp.mod_inverse,
     # algebra and calculus
-    "simplify": sp.simplify, "expand": sp.expand, "factor": sp.factor, "cancel": sp.cancel,
-    "apart": sp.apart, "together": sp.together, "trigsimp": sp.trigsimp, "collect": sp.collect,
-    "diff": sp.diff, "derivative": sp.diff, "integrate": sp.integrate, "limit": sp.limit,
-    "series": sp.series, "summation": sp.summation, "Sum": sp.summation, "product": sp.product,
-    "solve": sp.solve, "solveset": sp.solveset, "Eq": sp.Eq, "nsolve": sp.nsolve,
+    "simplify": sp.simplify,
+    "expand": sp.expand,
+    "factor": sp.factor,
+    "cancel": sp.cancel,
+    "apart": sp.apart,
+    "together": sp.together,
+    "trigsimp": sp.trigsimp,
+    "collect": sp.collect,
+    "diff": sp.diff,
+    "derivative": sp.diff,
+    "integrate": sp.integrate,
+    "limit": sp.limit,
+    "series": sp.series,
+    "summation": sp.summation,
+    "Sum": sp.summation,
+    "product": sp.product,
+    "solve": sp.solve,
+    "solveset": sp.solveset,
+    "Eq": sp.Eq,
+    "nsolve": sp.nsolve,
     # matrices
-    "Matrix": sp.Matrix, "det": _matrix_op("det"), "inverse": _matrix_op("inv"),
-    "transpose": _matrix_op("transpose"), "rank": _matrix_op("rank"),
+    "Matrix": sp.Matrix,
+    "det": _matrix_op("det"),
+    "inverse": _matrix_op("inv"),
+    "transpose": _matrix_op("transpose"),
+    "rank": _matrix_op("rank"),
     "eigenvals": lambda m: sp.Dict(_matrix_op("eigenvals")(m)),
 }
 
 CONSTANTS: dict[str, Any] = {
-    "pi": sp.pi, "E": sp.E, "e": sp.E, "I": sp.I, "oo": sp.oo, "inf": sp.oo, "infinity": sp.oo,
-    "GoldenRatio": sp.GoldenRatio, "phi": sp.GoldenRatio, "EulerGamma": sp.EulerGamma, "true": sp.true, "false": sp.false,
+    "pi": sp.pi,
+    "E": sp.E,
+    "e": sp.E,
+    "I": sp.I,
+    "oo": sp.oo,
+    "inf": sp.oo,
+    "infinity": sp.oo,
+    "GoldenRatio": sp.GoldenRatio,
+    "phi": sp.GoldenRatio,
+    "EulerGamma": sp.EulerGamma,
+    "true": sp.true,
+    "false": sp.false,
 }
 
 # Names that are functions when called but ordinary symbols when they stand alone.
@@ -118,25 +195,49 @@ BIN_OPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Mod: lambda a, b: sp.Mod(a, b),
 }
 COMPARE_OPS: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Eq: sp.Eq, ast.NotEq: sp.Ne, ast.Lt: sp.Lt, ast.LtE: sp.Le, ast.Gt: sp.Gt, ast.GtE: sp.Ge,
+    ast.Eq: sp.Eq,
+    ast.NotEq: sp.Ne,
+    ast.Lt: sp.Lt,
+    ast.LtE: sp.Le,
+    ast.Gt: sp.Gt,
+    ast.GtE: sp.Ge,
 }
 REFUSED: dict[type, str] = {
     ast.Attribute: "attribute access (a.b) is not allowed",
     ast.Subscript: "subscripts (a[b]) are not allowed",
     ast.Lambda: "lambda is not allowed",
-    ast.ListComp: "comprehensions are not allowed", ast.SetComp: "comprehensions are not allowed",
-    ast.DictComp: "comprehensions are not allowed", ast.GeneratorExp: "comprehensions are not allowed",
-    ast.JoinedStr: "strings are not allowed", ast.NamedExpr: "assignment (:=) is not allowed",
-    ast.IfExp: "if-expressions are not allowed", ast.BoolOp: "and/or are not allowed",
-    ast.Dict: "dicts are not allowed", ast.Set: "sets are not allowed", ast.Starred: "* unpacking is not allowed",
-    ast.Await: "await is not allowed", ast.Yield: "yield is not allowed",
+    ast.ListComp: "comprehensions are not allowed",
+    ast.SetComp: "comprehensions are not allowed",
+    ast.DictComp: "comprehensions are not allowed",
+    ast.GeneratorExp: "comprehensions are not allowed",
+    ast.JoinedStr: "strings are not allowed",
+    ast.NamedExpr: "assignment (:=) is not allowed",
+    ast.IfExp: "if-expressions are not allowed",
+    ast.BoolOp: "and/or are not allowed",
+    ast.Dict: "dicts are not allowed",
+    ast.Set: "sets are not allowed",
+    ast.Starred: "* unpacking is not allowed",
+    ast.Await: "await is not allowed",
+    ast.Yield: "yield is not allowed",
 }
 
 _NUMBER = r"\d+(?:\.\d*)?(?:[eE][+-]?\d+)?"
 _IMPLICIT_AFTER_NUMBER = re.compile(rf"(?<![\w.])({_NUMBER})(?![eE][+-]?\d)(?=[A-Za-z_(])")
 _IMPLICIT_AFTER_PAREN = re.compile(r"\)(?=[A-Za-z0-9_(])")
 _SINGLE_EQUALS = re.compile(r"(?<![=<>!])=(?!=)")
-_UNICODE = {"−": "-", "×": "*", "·": "*", "÷": "/", "²": "**2", "³": "**3", "π": "pi", "√": "sqrt", "≤": "<=", "≥": ">=", "≠": "!="}
+_UNICODE = {
+    "−": "-",
+    "×": "*",
+    "·": "*",
+    "÷": "/",
+    "²": "**2",
+    "³": "**3",
+    "π": "pi",
+    "√": "sqrt",
+    "≤": "<=",
+    "≥": ">=",
+    "≠": "!=",
+}
 
 
 _PERCENT_OF = re.compile(r"(\d+(?:\.\d+)?)\s*%\s*of\b", re.IGNORECASE)
@@ -166,7 +267,9 @@ def parse(text: str, *, symbols: dict[str, sp.Symbol] | None = None) -> Any:
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
-        raise ToolInputError(f"not a math expression: {exc.msg} (in {source!r}); write e.g. 2*x**2 + 3, sqrt(2), solve(x**2 - 2, x)") from None
+        raise ToolInputError(
+            f"not a math expression: {exc.msg} (in {source!r}); write e.g. 2*x**2 + 3, sqrt(2), solve(x**2 - 2, x)"
+        ) from None
     except (RecursionError, MemoryError, ValueError):
         raise ToolInputError("the expression is nested too deeply or contains invalid characters") from None
     nodes = sum(1 for _ in ast.walk(tree))
@@ -202,7 +305,9 @@ class _Builder:
         if isinstance(value, complex):
             return sp.Rational(repr(value.imag)) * sp.I
         if not math.isfinite(value):
-            raise ToolInputError("the number is too large for a decimal literal; write it as an integer power, e.g. 10**400")
+            raise ToolInputError(
+                "the number is too large for a decimal literal; write it as an integer power, e.g. 10**400"
+            )
         return sp.Rational(repr(value))  # 0.1 means one tenth: keep decimal input exact
 
     def _Name(self, node: ast.Name) -> Any:
@@ -276,7 +381,9 @@ def safe_pow(base: Any, exponent: Any) -> Any:
         if isinstance(base, sp.Basic) and base.is_Rational:
             size = max(abs(base.p), abs(base.q))
             if size > 1 and float(abs(exponent)) * math.log2(size) > MAX_RESULT_BITS:
-                raise ToolInputError(f"the result of {base}**{exponent} is too large to compute exactly (over {MAX_RESULT_BITS} bits)")
+                raise ToolInputError(
+                    f"the result of {base}**{exponent} is too large to compute exactly (over {MAX_RESULT_BITS} bits)"
+                )
         elif isinstance(base, sp.Basic) and not base.is_number and abs(exponent) > MAX_SYMBOLIC_EXPONENT:
             raise ToolInputError(f"exponents above {MAX_SYMBOLIC_EXPONENT} are not allowed on symbolic expressions")
     try:

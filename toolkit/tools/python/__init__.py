@@ -15,7 +15,9 @@ from toolkit.tools.python.sandbox import SandboxLimits, SandboxRefused, run_pyth
 MAX_CODE_CHARS = 100_000
 
 
-async def run_code(code: str, stdin: str | None = None, timeout_s: float | None = None, ctx: ToolContext | None = None) -> dict[str, Any]:
+async def run_code(
+    code: str, stdin: str | None = None, timeout_s: float | None = None, ctx: ToolContext | None = None
+) -> dict[str, Any]:
     """Run `code` with `python` in a fresh folder; return exit code, stdout, stderr and what stopped it."""
     if not code.strip():
         raise ToolInputError("code is empty")
@@ -32,7 +34,9 @@ async def run_code(code: str, stdin: str | None = None, timeout_s: float | None 
     try:
         result = await run_python(code, limits, stdin=stdin, python=settings.get("python") or None)
     except SandboxRefused as exc:
-        raise RuntimeError(f"{exc}; set `require_network_isolation: false` in the python tool's settings to run anyway") from None
+        raise RuntimeError(
+            f"{exc}; set `require_network_isolation: false` in the python tool's settings to run anyway"
+        ) from None
     out = result.to_dict()
     # keep the observation short for the model: drop what says nothing
     for key in ("signal", "reason"):

@@ -82,15 +82,22 @@ def jail_argv(bwrap: str, workdir: Path, python: str, *, isolate_network: bool) 
     args = [
         bwrap,
         # /tmp's tmpfs first: parents made before it (a venv under /tmp, say) would be hidden by it
-        "--proc", "/proc",
-        "--dev", "/dev",
-        "--tmpfs", "/tmp",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
         *_parent_dirs([Path("/etc/x"), *roots, workdir]),
         *_system_binds(),
-        "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
         "--die-with-parent",
         "--new-session",
-        "--hostname", "sandbox",
+        "--hostname",
+        "sandbox",
     ]
     if isolate_network:
         args.append("--unshare-net")

@@ -260,7 +260,13 @@ async def run_python(
     try:
         with open(control / "stdout", "wb") as out_file, open(control / "stderr", "wb") as err_file:
             proc = await asyncio.create_subprocess_exec(
-                *jail, python, "-I", "-S", "-c", LAUNCHER, json.dumps(cfg),
+                *jail,
+                python,
+                "-I",
+                "-S",
+                "-c",
+                LAUNCHER,
+                json.dumps(cfg),
                 stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
                 stdout=out_file,
                 stderr=err_file,
@@ -281,7 +287,7 @@ async def run_python(
         timed_out = False
         try:
             await asyncio.wait_for(proc.wait(), limits.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             timed_out = True
         _kill_group(proc.pid)  # also reaps what the code left running in the background
         await proc.wait()
@@ -294,10 +300,14 @@ async def run_python(
             if limits.isolate_network:
                 status["network_isolation"] = "bubblewrap network namespace"
         else:
-            status["filesystem_isolation"] = "none: " + ("disabled in settings" if not limits.filesystem_isolation else "bubblewrap (bwrap) is not installed")
+            status["filesystem_isolation"] = "none: " + (
+                "disabled in settings" if not limits.filesystem_isolation else "bubblewrap (bwrap) is not installed"
+            )
         if limits.isolate_network and limits.require_network_isolation and not _isolated(status):
             raise SandboxRefused(f"network isolation is required but {status.get('network_isolation')}")
-        result = _result(proc.returncode, out, out_total, err, err_total, timed_out, status, limits, started, jailed=bool(jail))
+        result = _result(
+            proc.returncode, out, out_total, err, err_total, timed_out, status, limits, started, jailed=bool(jail)
+        )
         result.files = _list_files(workdir, script)
         return result
     finally:
@@ -336,7 +346,9 @@ def _cut(data: bytes, total: int, max_chars: int) -> tuple[str, bool]:
     return text, truncated
 
 
-def _result(returncode, out, out_total, err, err_total, timed_out, status, limits, started, jailed=False) -> SandboxResult:
+def _result(
+    returncode, out, out_total, err, err_total, timed_out, status, limits, started, jailed=False
+) -> SandboxResult:
     stdout, stdout_cut = _cut(out, out_total, limits.max_output_chars)
     stderr, stderr_cut = _cut(err, err_total, limits.max_output_chars)
     sig = None
@@ -362,8 +374,11 @@ def _result(returncode, out, out_total, err, err_total, timed_out, status, limit
         network_isolation=str(status.get("network_isolation", "")),
         filesystem_isolation=str(status.get("filesystem_isolation", "")),
         limits={
-            "timeout_s": limits.timeout_s, "cpu_s": limits.cpu_s, "memory_mb": limits.memory_mb,
-            "file_size_mb": limits.file_size_mb, "max_processes": limits.max_processes,
+            "timeout_s": limits.timeout_s,
+            "cpu_s": limits.cpu_s,
+            "memory_mb": limits.memory_mb,
+            "file_size_mb": limits.file_size_mb,
+            "max_processes": limits.max_processes,
         },
     )
     result.reason = _reason(result, limits)

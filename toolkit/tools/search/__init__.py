@@ -16,8 +16,15 @@ from toolkit.tools.search.results import SearchError, SearchResult
 from toolkit.tools.search.settings import SearchSettings, parse_settings
 
 __all__ = [
-    "search", "run_search", "build_index", "LocalIndex", "SearchResult", "SearchError",
-    "NoBackendAnswered", "SearchSettings", "parse_settings",
+    "search",
+    "run_search",
+    "build_index",
+    "LocalIndex",
+    "SearchResult",
+    "SearchError",
+    "NoBackendAnswered",
+    "SearchSettings",
+    "parse_settings",
 ]
 
 

@@ -13,11 +13,15 @@ from toolkit.tools.search.results import BackendFailed, BackendNotConfigured, Se
 class DDGBackend:
     name = "ddg"
 
-    def __init__(self, region: str = "wt-wt", safesearch: str = "moderate", timeout_s: float = 10.0, engines: str = "duckduckgo"):
+    def __init__(
+        self, region: str = "wt-wt", safesearch: str = "moderate", timeout_s: float = 10.0, engines: str = "duckduckgo"
+    ):
         try:
             import ddgs  # noqa: F401
         except ImportError:
-            raise BackendNotConfigured("ddg: the `ddgs` package is not installed (pip install 'toolkit[search]')") from None
+            raise BackendNotConfigured(
+                "ddg: the `ddgs` package is not installed (pip install 'toolkit[search]')"
+            ) from None
         self.region = region
         self.safesearch = safesearch
         self.timeout_s = timeout_s
@@ -33,7 +37,12 @@ class DDGBackend:
         except Exception as exc:  # noqa: BLE001 - DDGSException, and its HTTP client's transport errors as they are
             raise BackendFailed(f"ddg: {describe(exc)}") from None
         return [
-            SearchResult(title=str(h.get("title") or h.get("href")), url=str(h.get("href")), snippet=clean_snippet(str(h.get("body") or "")), rank=i)
+            SearchResult(
+                title=str(h.get("title") or h.get("href")),
+                url=str(h.get("href")),
+                snippet=clean_snippet(str(h.get("body") or "")),
+                rank=i,
+            )
             for i, h in enumerate((h for h in hits or [] if h.get("href")), start=1)
         ][:k]
 

@@ -7,11 +7,11 @@ scripts, styles and other non-content elements are dropped, block elements end l
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Iterator
 
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
@@ -21,8 +21,33 @@ MAX_FILE_BYTES = 20_000_000  # larger files are skipped: they are rarely documen
 
 _SKIPPED_TAGS = {"script", "style", "noscript", "template", "svg", "head", "iframe", "object"}
 _BLOCK_TAGS = {
-    "p", "div", "section", "article", "main", "header", "footer", "nav", "aside", "li", "ul", "ol",
-    "table", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "br", "hr", "pre", "blockquote", "dd", "dt", "figcaption",
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "header",
+    "footer",
+    "nav",
+    "aside",
+    "li",
+    "ul",
+    "ol",
+    "table",
+    "tr",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "br",
+    "hr",
+    "pre",
+    "blockquote",
+    "dd",
+    "dt",
+    "figcaption",
 }
 
 
@@ -94,7 +119,7 @@ def markdown_to_document(markdown: str) -> tuple[str, str]:
     if front:
         found = re.search(r"^title:\s*(.+)$", front.group(0), flags=re.M)
         title = found.group(1).strip().strip("'\"") if found else ""
-        markdown = markdown[front.end():]
+        markdown = markdown[front.end() :]
     heading = re.search(r"^#{1,6}\s+(.+?)\s*#*\s*$", markdown, flags=re.M)
     if not title and heading:
         title = heading.group(1)

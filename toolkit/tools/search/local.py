@@ -66,7 +66,10 @@ def build_index(folder: str | Path, out: str | Path, base_url: str | None = None
         )
         for doc in iter_documents(folder):
             url = document_url(doc.path, folder, base_url)
-            db.execute("INSERT INTO docs(title, body, url, path) VALUES (?, ?, ?, ?)", (doc.title, doc.text, url, str(doc.path.resolve())))
+            db.execute(
+                "INSERT INTO docs(title, body, url, path) VALUES (?, ?, ?, ?)",
+                (doc.title, doc.text, url, str(doc.path.resolve())),
+            )
             count += 1
         meta = {
             "format": INDEX_FORMAT,
@@ -80,7 +83,9 @@ def build_index(folder: str | Path, out: str | Path, base_url: str | None = None
         db.execute("INSERT INTO docs(docs) VALUES ('optimize')")
     db.close()
     os.replace(tmp, out)
-    return IndexStats(path=out, documents=count, folder=folder, base_url=base_url, seconds=time.perf_counter() - started)
+    return IndexStats(
+        path=out, documents=count, folder=folder, base_url=base_url, seconds=time.perf_counter() - started
+    )
 
 
 def fts_query(query: str) -> str:
@@ -128,7 +133,9 @@ class LocalIndex:
                 db.close()
         except sqlite3.Error as exc:
             raise BackendFailed(f"local index {self.path}: {exc}") from None
-        return [SearchResult(title=t, url=u, snippet=clean_snippet(s), rank=i) for i, (t, u, s) in enumerate(rows, start=1)]
+        return [
+            SearchResult(title=t, url=u, snippet=clean_snippet(s), rank=i) for i, (t, u, s) in enumerate(rows, start=1)
+        ]
 
 
 class LocalBackend:

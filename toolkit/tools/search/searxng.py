@@ -23,9 +23,13 @@ class SearxNGBackend:
     async def search(self, query: str, k: int) -> list[SearchResult]:
         try:
             async with httpx.AsyncClient(timeout=self.timeout_s) as client:
-                response = await client.get(f"{self.base_url}/search", params={"q": query, "format": "json", "pageno": "1"})
+                response = await client.get(
+                    f"{self.base_url}/search", params={"q": query, "format": "json", "pageno": "1"}
+                )
                 if response.status_code == 403:
-                    raise BackendFailed(f"searxng ({self.base_url}): 403 Forbidden; enable the json format (search.formats) in its settings.yml")
+                    raise BackendFailed(
+                        f"searxng ({self.base_url}): 403 Forbidden; enable the json format (search.formats) in its settings.yml"
+                    )
                 response.raise_for_status()
                 data = response.json()
         except (httpx.HTTPError, ValueError) as exc:
@@ -40,7 +44,14 @@ class SearxNGBackend:
             if not url or url in seen:  # several engines often return the same page
                 continue
             seen.add(url)
-            results.append(SearchResult(title=str(hit.get("title") or url), url=url, snippet=clean_snippet(str(hit.get("content") or "")), rank=len(results) + 1))
+            results.append(
+                SearchResult(
+                    title=str(hit.get("title") or url),
+                    url=url,
+                    snippet=clean_snippet(str(hit.get("content") or "")),
+                    rank=len(results) + 1,
+                )
+            )
             if len(results) == k:
                 break
         return results

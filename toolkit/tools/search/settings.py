@@ -18,7 +18,9 @@ BackendName = Literal["auto", "local", "searxng", "ddg", "wikipedia"]
 class SearchSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    backend: BackendName = Field("auto", description="auto: the local index if one is set, else the online backends in order.")
+    backend: BackendName = Field(
+        "auto", description="auto: the local index if one is set, else the online backends in order."
+    )
     index: str | None = Field(None, description="A local index file built by `toolkit index build`.")
     online_backends: list[OnlineBackend] = Field(
         default_factory=lambda: ["searxng", "ddg", "wikipedia"],

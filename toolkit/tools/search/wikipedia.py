@@ -26,8 +26,14 @@ class WikipediaBackend:
 
     async def search(self, query: str, k: int) -> list[SearchResult]:
         params = {
-            "action": "query", "list": "search", "srsearch": query, "srlimit": str(k),
-            "srprop": "snippet", "format": "json", "formatversion": "2", "utf8": "1",
+            "action": "query",
+            "list": "search",
+            "srsearch": query,
+            "srlimit": str(k),
+            "srprop": "snippet",
+            "format": "json",
+            "formatversion": "2",
+            "utf8": "1",
         }
         try:
             async with httpx.AsyncClient(timeout=self.timeout_s, headers={"User-Agent": USER_AGENT}) as client:
@@ -45,5 +51,12 @@ class WikipediaBackend:
         for hit in hits[:k]:
             title = str(hit.get("title", ""))
             snippet = unescape(re.sub(r"<[^>]+>", "", str(hit.get("snippet", ""))))  # drops <span class="searchmatch">
-            results.append(SearchResult(title=title, url=page_url(self.base_url, title), snippet=clean_snippet(snippet), rank=len(results) + 1))
+            results.append(
+                SearchResult(
+                    title=title,
+                    url=page_url(self.base_url, title),
+                    snippet=clean_snippet(snippet),
+                    rank=len(results) + 1,
+                )
+            )
         return results
