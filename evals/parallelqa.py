@@ -5,10 +5,12 @@ Trench were 20% shallower and the Puerto Rico Trench 20% deeper, which would be 
 its searches can run in parallel: the dag planner should be faster than react at equal accuracy.
 
 Search is offline: Wikipedia can't be reached here, so the search tool's local BM25 backend
-indexes `evals/parallelqa_corpus/`, a fixture corpus written for this eval (one short page per
-entity of the first 20 questions, each stating the figure the question needs; rounded public
-figures, not copied text). Questions past the 20th mostly find nothing in it. Math is the
-`math.calculate` action.
+indexes `evals/parallelqa_corpus/`, a fixture corpus written for this eval: one short page per
+entity of all 113 questions (56 pages), each stating the figures its questions need (public
+figures, in our own words, not copied text). Every question can be answered from it:
+tests/test_parallelqa_corpus.py checks that a plain query finds each page a question needs and
+that the question's arithmetic on those pages' figures reproduces its label (the worked
+questions are in tests/fixtures/parallelqa_questions.py). Math is the `math.calculate` action.
 
 Scoring follows LLMCompiler's `compare_answer`: a numeric label is right when the answer is within
 10% of it; a text label after SQuAD-style normalisation (lowercase, no punctuation or articles).
