@@ -249,14 +249,15 @@ def test_answer_max_tokens_caps_the_words_and_zero_stops_at_the_choice(backend):
 
 
 def test_the_action_choice_stops_once_one_name_fits_and_is_completed_in_tokens(backend):
-    from toolkit.models.llamacpp.backend import _completed_choice
+    from toolkit.models.llamacpp.tool_turn import ToolTurn, completed_choice
 
-    assert _completed_choice("math.c", ["math.calculate", "weather.forecast", "final_answer"]) == "math.calculate"
-    assert _completed_choice("get", ["get", "get_x"]) == "get" and _completed_choice("ge", ["get", "get_x"]) is None
+    assert completed_choice("math.c", ["math.calculate", "weather.forecast", "final_answer"]) == "math.calculate"
+    assert completed_choice("get", ["get", "get_x"]) == "get" and completed_choice("ge", ["get", "get_x"]) is None
+    turn = ToolTurn(backend, LLMRequest(messages=user("x"), tools=[CALCULATE]), backend.tool_format)
     for name in ("math.calculate", "final_answer"):
         tokens = backend.continuation(name + '"')
         for k in range(len(tokens) + 1):  # cut anywhere, the quote's token included or not
-            assert backend.engine.detokenize(backend._completed_tokens(tokens[:k], name + '"')) == name + '"'
+            assert backend.engine.detokenize(turn.completed_tokens(tokens[:k], name + '"')) == name + '"'
     r = ask(backend, LLMRequest(messages=user("What is 12 * (7 + 5)?"), tools=[CALCULATE, WEATHER]))
     assert [c.name for c in r.tool_calls] == ["math.calculate"]
     # "math.calculate" is several tokens: the choice stopped after the first ones ("m" fits one name)
