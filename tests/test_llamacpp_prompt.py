@@ -65,7 +65,6 @@ def test_a_template_with_tool_call_blocks_gets_its_own_format_others_the_generic
     assert format_for_template(CHATML_TEMPLATE) is GENERIC and format_for_template(GEMMA_TEMPLATE) is GENERIC
     assert format_for_template(None) is GENERIC
     assert HERMES.first_call == '<tool_call>\n{"name": "' and HERMES.next_call == '\n<tool_call>\n{"name": "'
-    assert HERMES.more_marker == "\n<tool_call>" and GENERIC.more_marker == "\n{"
 
 
 def test_hermes_messages_keep_tool_calls_and_results_for_the_template_and_hand_it_the_tools():

@@ -45,11 +45,6 @@ class ToolFormat:
         """The text that opens one more call after a call's closer, up to its name."""
         return self.separator + self.opener + NAME_OPEN
 
-    @property
-    def more_marker(self) -> str:
-        """The shortest text after a call's closer that commits to one more call."""
-        return self.separator + (self.opener.rstrip("\n") or "{")
-
 
 HERMES = ToolFormat(
     name="hermes",

@@ -13,9 +13,10 @@ one sequence (each stage reuses the KV cache of the one before):
 3. the arguments: after `", "arguments": `, under that tool's JSON schema (sanitised for
    llama.cpp's converter; a generic JSON object grammar if it still can't be converted), or the
    final answer's words, at most `sampling.answer_max_tokens` of them (0: none are decoded);
-4. one more call? After the call's closing text, a grammar that allows only the opening of one
-   more call or the end of the turn (with `parallel_tool_calls`, up to MAX_CALLS_PER_TURN). A
-   call that repeats one already made this turn ends the turn and is dropped: small models loop.
+4. one more call? After the call's closing text, a few tokens decoded freely: a call opening
+   (as in 1) means one more call, anything else ends the turn (with `parallel_tool_calls`, up to
+   MAX_CALLS_PER_TURN calls). A call that repeats one already made this turn ends the turn and is
+   dropped: small models loop.
 
 The calls are then validated against the original schemas (toolkit.models.parsing), so a call
 either parses and validates or comes back as `parse_error`; it can't come back as junk text.
@@ -28,7 +29,7 @@ import re
 from typing import TYPE_CHECKING
 
 from toolkit.models.base import BackendError
-from toolkit.models.grammar import choice_gbnf, gbnf_literal
+from toolkit.models.grammar import choice_gbnf
 from toolkit.models.llamacpp.engine import JobResult
 from toolkit.models.llamacpp.formats import ARGS_INFIX, NAME_OPEN, ToolFormat
 from toolkit.models.llamacpp.prompt import FINAL_ANSWER, final_grammar
@@ -42,6 +43,7 @@ MAX_CALLS_PER_TURN = 8  # as the react planner's default max_calls_per_turn
 # A reply in the hermes format that can't open a call: its first character is not `<` (the
 # `<tool_call>` token), `{` or a backquote (the openings _untagged_call takes as calls).
 TEXT_NOT_CALL_GBNF = "root ::= [^<{`\\x00] [^\\x00]*"
+MORE_TOKENS = 4  # decoded after a call to see whether another opens ("\n<tool_call>", "```json\n{")
 OPENING_TOKENS = 6  # decoded before deciding whether an untagged reply opens a call ("```json\n{")
 _UNTAGGED_CALL = re.compile(r"\s*(```[a-z]*\s*)?(<[a-z_]+>\s*)?(\{|$)")
 
@@ -287,18 +289,14 @@ class ToolTurn:
 
     async def _more(self, prompt: list[int]) -> list[int] | None:
         """After a call's closer: the sequence up to the next call's name when the model opens one
-        more call, else None (it ended the turn)."""
-        marker = self.fmt.more_marker
-        result = await self._run(
-            prompt,
-            grammar=f"root ::= ({gbnf_literal(marker)})?",
-            stop=(),
-            max_tokens=len(self._text_tokens(marker)) + 1,
-            complete_texts=frozenset({marker}),
-        )
-        if result.text != marker:
-            return None
-        return prompt + self.completed_tokens(result.tokens, self.fmt.next_call)
+        more call, else None (it ended the turn). Decoded freely for a few tokens, as the opening
+        is: a grammar that allowed only the next opener or the end would force a model that wants
+        a newline and then the end (Qwen 0.5B: `\n`, then <|im_end|>) into spelling out a tag."""
+        tag = self.fmt.opener.rstrip("\n") or "{"
+        result = await self._run(prompt, stop=(tag,), max_tokens=MORE_TOKENS)
+        head = self.backend.engine.detokenize(result.tokens).lstrip()
+        opens = head.startswith(tag) or (self.fmt.answer_in_text and bool(head) and _untagged_call(head))
+        return prompt + self.completed_tokens(result.tokens, self.fmt.next_call) if opens else None
 
 
 __all__ = ["ToolTurn", "MAX_CALLS_PER_TURN", "completed_choice", "previous_calls", "signature", "NAME_OPEN"]
