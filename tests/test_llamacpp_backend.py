@@ -258,7 +258,11 @@ def test_the_action_choice_stops_once_one_name_fits_and_is_completed_in_tokens(b
         tokens = backend.continuation(name + '"')
         for k in range(len(tokens) + 1):  # cut anywhere, the quote's token included or not
             assert backend.engine.detokenize(turn.completed_tokens(tokens[:k], name + '"')) == name + '"'
-    r = ask(backend, LLMRequest(messages=user("What is 12 * (7 + 5)?"), tools=[CALCULATE, WEATHER]))
+    # one call a turn: no tokens are decoded after it to see whether another call opens
+    r = ask(
+        backend,
+        LLMRequest(messages=user("What is 12 * (7 + 5)?"), tools=[CALCULATE, WEATHER], parallel_tool_calls=False),
+    )
     assert [c.name for c in r.tool_calls] == ["math.calculate"]
     # "math.calculate" is several tokens: the choice stopped after the first ones ("m" fits one name)
     arguments_tokens = len(backend.continuation(json.dumps(r.tool_calls[0].arguments)))

@@ -97,11 +97,6 @@ def test_hermes_messages_keep_tool_calls_and_results_for_the_template_and_hand_i
     assert text.startswith('<tools>{"type": "function"') and "<tool_call>trip.book</tool_call>" in text
 
 
-def test_the_generic_format_describes_several_calls_as_one_per_line():
-    block = tool_block([BOOK], "")
-    assert "one per line" in block.splitlines()[1] and "final_answer" in block.splitlines()[2]
-
-
 def test_replies_that_open_a_call_without_the_tag_are_told_from_answers():
     from toolkit.models.llamacpp.tool_turn import _untagged_call
 

@@ -138,8 +138,8 @@ def signature_text(spec: ToolSpec) -> str:
 def tool_block(tools: list[ToolSpec], system_text: str) -> str:
     """The reply format, the tools (unless the system text already lists them all) and examples."""
     lines = [
-        "Reply with JSON and nothing else:",
-        '- to call a tool: {"name": "<tool name>", "arguments": {<arguments>}}; several calls at once: one per line',
+        "Reply with exactly one JSON object and nothing else:",
+        '- to call a tool: {"name": "<tool name>", "arguments": {<arguments>}}',
         f'- to give the final answer: {{"name": "{FINAL_ANSWER}", "arguments": {{"answer": "<the answer>"}}}}',
         "After a tool result, give the final answer if the result answers the task.",
     ]
