@@ -415,3 +415,12 @@ def test_toolkit_run_with_no_model_calls_the_math_tool(tmp_path):
     assert observations[0]["ok"] and "144" in observations[0]["text"]
     # the answer states the number and stops (on Q8_0 weights it once ran on: "144.0}}</tool_output> 144.0.0...")
     assert re.fullmatch(r"[^0-9]*144(\.0+)?[^0-9]*", result["answer"]) and len(result["answer"]) < 200, result["answer"]
+
+
+def test_the_tool_format_is_the_templates_unless_forced(backend, monkeypatch):
+    from toolkit.models.llamacpp.formats import GENERIC
+
+    assert backend.tool_format is GENERIC  # SmolLM2's template has no tool format of its own
+    monkeypatch.setenv("TOOLKIT_LLAMACPP_TOOL_FORMAT", "xml")
+    with pytest.raises(BackendError, match="unknown tool format 'xml'; choose auto, hermes, generic"):
+        LlamaCppBackend(default_model_path(), n_ctx=512, max_sequences=1)  # refused before the model loads

@@ -54,8 +54,12 @@ class LlamaCppBackend:
         n_threads: int = 0,
         n_batch: int = 512,
         verbose: bool = False,
-        tool_format: str = "auto",
+        tool_format: str | None = None,
     ):
+        # auto: the template's own format when it has one; TOOLKIT_LLAMACPP_TOOL_FORMAT forces one
+        tool_format = tool_format or os.environ.get("TOOLKIT_LLAMACPP_TOOL_FORMAT", "").strip() or "auto"
+        if tool_format != "auto" and tool_format not in FORMATS:
+            raise BackendError(f"unknown tool format {tool_format!r}; choose auto, {', '.join(FORMATS)}")
         self.model = model if isinstance(model, ModelFile) else ModelFile(path=os.fspath(model), label=str(model))
         batching = _env_flag("TOOLKIT_LLAMACPP_BATCHING", True) if batching is None else batching
         config = EngineConfig(
@@ -69,8 +73,6 @@ class LlamaCppBackend:
         self.grammars = GrammarChecker(self.engine.vocab)
         template, bos, eos, architecture = self._template_tokens()
         self.renderer = ChatRenderer(template, bos, eos, architecture)
-        if tool_format != "auto" and tool_format not in FORMATS:
-            raise BackendError(f"unknown tool format {tool_format!r}; choose auto, {', '.join(FORMATS)}")
         # the model's own tool format when its template has one (formats.py)
         self.tool_format: ToolFormat = FORMATS[tool_format] if tool_format != "auto" else format_for_template(template)
 
