@@ -1,8 +1,10 @@
 """The model's own tool format on a real GGUF whose template has one (Qwen2.5-Coder 0.5B: `<tools>`,
-`<tool_call>` blocks, `<tool_response>` results): calls parse and validate, several calls come in
-one turn, an answer is plain text, results are shown in the template's tool turn, prefixes are
-reused. Skipped, with the reason, when the Qwen tier is not installed
-(TOOLKIT_TEST_HERMES_MODEL names another model string or GGUF path to use)."""
+`<tool_call>` blocks, `<tool_response>` results): calls parse and validate, an answer is plain
+text, tool_choice none can't open a call, results are shown in the template's tool turn, prefixes
+are reused. Several calls in one turn are not tested here: Qwen 0.5B never wrote a second
+`<tool_call>` on the BFCL samples of docs/models.md, nor when an earlier turn showed two calls.
+Skipped, with the reason, when the Qwen tier is not installed (TOOLKIT_TEST_HERMES_MODEL names
+another model string or GGUF path to use)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from toolkit.models.base import BackendError  # noqa: E402
 from toolkit.models.llamacpp.backend import LlamaCppBackend  # noqa: E402
 from toolkit.models.llamacpp.files import resolve_model  # noqa: E402
 from toolkit.models.llamacpp.formats import HERMES  # noqa: E402
-from toolkit.types import LLMRequest, Message, Sampling, ToolCall, ToolSpec  # noqa: E402
+from toolkit.types import LLMRequest, Message, Sampling, ToolSpec  # noqa: E402
 
 pytestmark = pytest.mark.llama
 
@@ -97,25 +99,6 @@ def test_required_and_named_tool_choice_open_a_call_at_once(backend):
     assert [c.name for c in r.tool_calls] == ["weather.forecast"]
 
 
-def test_several_calls_come_in_one_turn_as_several_blocks(backend):
-    # an earlier turn of the conversation shows two calls in one turn; the model follows it
-    oslo = ToolCall(id="a", name="weather.forecast", arguments={"city": "Oslo"})
-    paris = ToolCall(id="b", name="weather.forecast", arguments={"city": "Paris"})
-    messages = [
-        *user("Weather in Oslo and in Paris?"),
-        Message(role="assistant", tool_calls=[oslo, paris]),
-        Message(role="tool", content="rain", tool_call_id="a", name="weather.forecast"),
-        Message(role="tool", content="sun", tool_call_id="b", name="weather.forecast"),
-        Message(role="assistant", content="Rain in Oslo, sun in Paris."),
-        Message(role="user", content="And the weather in Rome and in Berlin?"),
-    ]
-    r = ask(backend, LLMRequest(messages=messages, tools=[CALCULATE, WEATHER]))
-    assert r.parse_error is None
-    assert sorted(c.arguments["city"] for c in r.tool_calls) == ["Berlin", "Rome"]
-    single = ask(backend, LLMRequest(messages=messages, tools=[CALCULATE, WEATHER], parallel_tool_calls=False))
-    assert len(single.tool_calls) == 1
-
-
 def test_results_come_back_in_the_templates_tool_turn_and_the_prefix_is_reused(backend):
     request = LLMRequest(messages=user("What is 3 * 3?"), tools=[CALCULATE, WEATHER])
     first = ask(backend, request)
@@ -127,4 +110,5 @@ def test_results_come_back_in_the_templates_tool_turn_and_the_prefix_is_reused(b
     text = backend.engine.detokenize(backend.prompt_tokens(step2, with_tools=True))
     assert "<tool_response>\n9\n</tool_response>" in text and '<tool_call>\n{"name": "math.calculate"' in text
     second = ask(backend, step2)
-    assert second.usage.cached_tokens >= first.usage.prompt_tokens - 8
+    # the whole first prompt, and the call's own tokens after it, come from the KV cache
+    assert second.usage.cached_tokens > len(backend.prompt_tokens(request, with_tools=True))
