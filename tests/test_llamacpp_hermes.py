@@ -1,8 +1,8 @@
 """The model's own tool format on a real GGUF whose template has one (Qwen2.5-Coder 0.5B: `<tools>`,
 `<tool_call>` blocks, `<tool_response>` results): calls parse and validate, an answer is plain
 text, tool_choice none can't open a call, results are shown in the template's tool turn, prefixes
-are reused. Several calls in one turn are not tested here: Qwen 0.5B never wrote a second
-`<tool_call>` on the BFCL samples of docs/models.md, nor when an earlier turn showed two calls.
+are reused. Several calls in one turn are not tested here: Qwen 0.5B wrote them once on the BFCL
+samples of docs/models.md, and not when an earlier turn showed two calls.
 Skipped, with the reason, when the Qwen tier is not installed (TOOLKIT_TEST_HERMES_MODEL names
 another model string or GGUF path to use)."""
 
