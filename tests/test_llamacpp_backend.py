@@ -249,15 +249,20 @@ def test_answer_max_tokens_caps_the_words_and_zero_stops_at_the_choice(backend):
 
 
 def test_the_action_choice_stops_once_one_name_fits_and_is_completed_in_tokens(backend):
-    from toolkit.models.llamacpp.backend import _completed_choice
+    from toolkit.models.llamacpp.tool_turn import ToolTurn, completed_choice
 
-    assert _completed_choice("math.c", ["math.calculate", "weather.forecast", "final_answer"]) == "math.calculate"
-    assert _completed_choice("get", ["get", "get_x"]) == "get" and _completed_choice("ge", ["get", "get_x"]) is None
+    assert completed_choice("math.c", ["math.calculate", "weather.forecast", "final_answer"]) == "math.calculate"
+    assert completed_choice("get", ["get", "get_x"]) == "get" and completed_choice("ge", ["get", "get_x"]) is None
+    turn = ToolTurn(backend, LLMRequest(messages=user("x"), tools=[CALCULATE]), backend.tool_format)
     for name in ("math.calculate", "final_answer"):
         tokens = backend.continuation(name + '"')
         for k in range(len(tokens) + 1):  # cut anywhere, the quote's token included or not
-            assert backend.engine.detokenize(backend._completed_tokens(tokens[:k], name + '"')) == name + '"'
-    r = ask(backend, LLMRequest(messages=user("What is 12 * (7 + 5)?"), tools=[CALCULATE, WEATHER]))
+            assert backend.engine.detokenize(turn.completed_tokens(tokens[:k], name + '"')) == name + '"'
+    # one call a turn: no tokens are decoded after it to see whether another call opens
+    r = ask(
+        backend,
+        LLMRequest(messages=user("What is 12 * (7 + 5)?"), tools=[CALCULATE, WEATHER], parallel_tool_calls=False),
+    )
     assert [c.name for c in r.tool_calls] == ["math.calculate"]
     # "math.calculate" is several tokens: the choice stopped after the first ones ("m" fits one name)
     arguments_tokens = len(backend.continuation(json.dumps(r.tool_calls[0].arguments)))
@@ -410,3 +415,12 @@ def test_toolkit_run_with_no_model_calls_the_math_tool(tmp_path):
     assert observations[0]["ok"] and "144" in observations[0]["text"]
     # the answer states the number and stops (on Q8_0 weights it once ran on: "144.0}}</tool_output> 144.0.0...")
     assert re.fullmatch(r"[^0-9]*144(\.0+)?[^0-9]*", result["answer"]) and len(result["answer"]) < 200, result["answer"]
+
+
+def test_the_tool_format_is_the_templates_unless_forced(backend, monkeypatch):
+    from toolkit.models.llamacpp.formats import GENERIC
+
+    assert backend.tool_format is GENERIC  # SmolLM2's template has no tool format of its own
+    monkeypatch.setenv("TOOLKIT_LLAMACPP_TOOL_FORMAT", "xml")
+    with pytest.raises(BackendError, match="unknown tool format 'xml'; choose auto, hermes, generic"):
+        LlamaCppBackend(default_model_path(), n_ctx=512, max_sequences=1)  # refused before the model loads

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 
 from toolkit.planner.choice import FINAL_ANSWER, can_rank, few_shot_block, forced_request, offered_tools, rank_actions
-from toolkit.planner.prompts import observation_message, system_message
+from toolkit.planner.prompts import observation_message, system_message, takes_tools_natively
 from toolkit.runtime.context import RunContext
 from toolkit.types import ErrorCode, LLMRequest, LLMResponse, Message, Observation, ToolCall, ToolSpec, new_id
 
@@ -51,7 +51,10 @@ class ReactPlanner:
 
     def first_messages(self, ctx: RunContext, tools: list[ToolSpec]) -> list[Message]:
         extra = few_shot_block(tools) if self.few_shot else ""
-        return [system_message(tools, extra), Message(role="user", content=ctx.task)]
+        # a backend that takes tools natively shows them to the model in its own format (the
+        # request carries them); listing them in the system text too would show them twice
+        listed = [] if takes_tools_natively(ctx.backend) else tools
+        return [system_message(listed, extra), Message(role="user", content=ctx.task)]
 
     async def run(self, ctx: RunContext) -> str:
         tools = offered_tools(ctx.task, ctx.tools, self.tool_k)

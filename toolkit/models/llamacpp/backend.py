@@ -3,20 +3,13 @@
     backend = LlamaCppBackend.from_model_string("llamacpp", "default")   # or load_backend()
     response = await backend.generate(LLMRequest(messages=..., tools=[...]))
 
-A tool turn is decoded in two constrained stages that continue one sequence (the second reuses
-the first's KV cache):
-
-1. after the prompt and `{"name": "`, a choice among the offered tool names and `final_answer`
-   (tool_choice `required` drops `final_answer`, `none` leaves only it, a tool name forces it),
-   decoded until what was written begins only one of them: the rest of the name is appended as
-   tokens, not decoded one step each (BFCL's names run to 10+ tokens);
-2. after `", "arguments": `, the arguments under that action's JSON schema (sanitised for
-   llama.cpp's converter; a generic JSON object grammar if it still can't be converted), or the
-   final answer's words, at most `sampling.answer_max_tokens` of them (0: none are decoded).
-
-The call is then validated against the original schema (toolkit.models.parsing), so a call
-either parses and validates or comes back as `parse_error`; it can't come back as junk text.
-`request.constraint` (json_schema / choice / grammar) decodes the whole reply under it instead.
+A tool turn is written in the model's own tool format when its chat template has one (Qwen 2.5's
+`<tool_call>` blocks), else in a generic JSON format (formats.py), and decoded in constrained
+stages that continue one sequence (tool_turn.py): call or answer, the tool's name as a choice
+among the offered names, its arguments under the tool's JSON schema, then one more call or the
+end of the turn. A call either parses and validates or comes back as `parse_error`; it can't
+come back as junk text. `request.constraint` (json_schema / choice / grammar) decodes the whole
+reply under it instead.
 
 Concurrency: every request becomes a job on the engine thread (engine.py), which decodes
 all requests in flight together (continuous batching). `batching=False`, or the environment
@@ -27,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import json
 import os
 import time
 from collections.abc import AsyncIterator
@@ -37,45 +29,15 @@ from toolkit.models.base import BackendError, Capabilities
 from toolkit.models.grammar import GrammarChecker, choice_gbnf
 from toolkit.models.llamacpp.engine import EngineConfig, Job, JobResult, LlamaEngine
 from toolkit.models.llamacpp.files import ModelFile, resolve_model
-from toolkit.models.llamacpp.prompt import (
-    ARGS_INFIX,
-    CALL_PREFIX,
-    FINAL_ANSWER,
-    ChatRenderer,
-    chat_messages,
-    final_grammar,
-)
-from toolkit.models.parsing import parse_native_calls
-from toolkit.types import LLMRequest, LLMResponse, Timings, ToolCall, Usage
+from toolkit.models.llamacpp.formats import FORMATS, ToolFormat, format_for_template
+from toolkit.models.llamacpp.prompt import ChatRenderer, chat_messages
+from toolkit.models.llamacpp.tool_turn import ToolTurn
+from toolkit.types import LLMRequest, LLMResponse, Timings, Usage
 
 
 def _env_flag(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     return default if value is None else value.strip().lower() not in ("0", "false", "no", "off")
-
-
-def _signature(call: ToolCall) -> str:
-    return call.name + json.dumps(call.arguments, sort_keys=True, ensure_ascii=False)
-
-
-def _previous_calls(request: LLMRequest) -> set[str]:
-    """Calls already made in this conversation whose results it shows."""
-    answered = {m.tool_call_id for m in request.messages if m.role == "tool"}
-    return {
-        _signature(c)
-        for m in request.messages
-        if m.role == "assistant"
-        for c in m.tool_calls
-        if c.id in answered or not answered
-    }
-
-
-def _completed_choice(text: str, options: list[str]) -> str | None:
-    """The option `text` names: itself, else the only option it begins (None: cut off)."""
-    if text in options:
-        return text
-    started = [o for o in options if o.startswith(text)] if text else []
-    return started[0] if len(started) == 1 else None
 
 
 class LlamaCppBackend:
@@ -92,7 +54,12 @@ class LlamaCppBackend:
         n_threads: int = 0,
         n_batch: int = 512,
         verbose: bool = False,
+        tool_format: str | None = None,
     ):
+        # auto: the template's own format when it has one; TOOLKIT_LLAMACPP_TOOL_FORMAT forces one
+        tool_format = tool_format or os.environ.get("TOOLKIT_LLAMACPP_TOOL_FORMAT", "").strip() or "auto"
+        if tool_format != "auto" and tool_format not in FORMATS:
+            raise BackendError(f"unknown tool format {tool_format!r}; choose auto, {', '.join(FORMATS)}")
         self.model = model if isinstance(model, ModelFile) else ModelFile(path=os.fspath(model), label=str(model))
         batching = _env_flag("TOOLKIT_LLAMACPP_BATCHING", True) if batching is None else batching
         config = EngineConfig(
@@ -104,7 +71,10 @@ class LlamaCppBackend:
             raise BackendError(f"could not load {self.model.path}: {exc}") from None
         self.name = f"llamacpp:{self.model.label}"
         self.grammars = GrammarChecker(self.engine.vocab)
-        self.renderer = ChatRenderer(*self._template_tokens())
+        template, bos, eos, architecture = self._template_tokens()
+        self.renderer = ChatRenderer(template, bos, eos, architecture)
+        # the model's own tool format when its template has one (formats.py)
+        self.tool_format: ToolFormat = FORMATS[tool_format] if tool_format != "auto" else format_for_template(template)
 
     @classmethod
     def from_model_string(cls, kind: str, target: str, **options: Any) -> LlamaCppBackend:
@@ -141,7 +111,8 @@ class LlamaCppBackend:
     # --- prompt -> tokens ------------------------------------------------------------------
 
     def prompt_tokens(self, request: LLMRequest, *, with_tools: bool, suffix: str = "") -> list[int]:
-        text = self.renderer.render(chat_messages(request, with_tools=with_tools)) + suffix
+        messages, tools = chat_messages(request, with_tools=with_tools, fmt=self.tool_format)
+        text = self.renderer.render(messages, tools) + suffix
         add_bos = not self.renderer.starts_with_bos(text) and self._adds_bos()
         return self.engine.tokenize(text, add_bos=add_bos, special=True)
 
@@ -193,7 +164,11 @@ class LlamaCppBackend:
                 results = [await self.run_job(job)]
                 response = LLMResponse(text=results[0].text)
             elif request.tools:
-                response, results = await self._tool_turn(request)
+                turn = ToolTurn(self, request, self.tool_format)
+                try:
+                    response = await turn.run()
+                finally:
+                    results = turn.results
             else:
                 results = [await self.run_job(self._job(request, self.prompt_tokens(request, with_tools=False)))]
                 response = LLMResponse(text=results[0].text)
@@ -239,8 +214,12 @@ class LlamaCppBackend:
     async def score(self, request: LLMRequest, candidates: list[str]) -> list[float]:
         """Sum of token log-probabilities of each candidate continuing the request's prompt (the
         chat-rendered messages, with the tool reply format when tools are given, then the
-        assistant turn's opening). To rank tool choices, pass e.g. '{"name": "math.calculate"'."""
+        assistant turn's opening). To rank tool choices, pass e.g. '{"name": "math.calculate"': with
+        tools, the model's tool format opens the call first (hermes: `<tool_call>\n`), so what is
+        scored is how the model itself would begin the call."""
         prompt = self.prompt_tokens(request, with_tools=bool(request.tools))
+        if request.tools and self.tool_format.opener:
+            prompt = prompt + self.engine.tokenize(self.tool_format.opener, add_bos=False, special=True)
         jobs = []
         for text in candidates:
             tokens = self.continuation(text)
@@ -275,102 +254,6 @@ class LlamaCppBackend:
         if not c.grammar or not self.grammars.parses(c.grammar):
             raise BackendError("the grammar constraint could not be parsed by llama.cpp (GBNF expected)")
         return self._job(request, prompt, grammar=c.grammar, stop=())
-
-    async def _tool_turn(self, request: LLMRequest) -> tuple[LLMResponse, list[JobResult]]:
-        names = [t.name for t in request.tools]
-        choice = request.tool_choice
-        if choice == "required":
-            options = names
-        elif choice == "none":
-            options = [FINAL_ANSWER]
-        elif choice in names:
-            options = [choice]
-        else:
-            options = names + [FINAL_ANSWER]
-        prompt = self.prompt_tokens(request, with_tools=True, suffix=CALL_PREFIX)
-        results: list[JobResult] = []
-        if len(options) == 1:
-            name, chosen = options[0], self.continuation(options[0] + '"')
-        else:  # stage 1: the action, decoded until only one option fits what was written
-            first = await self.run_job(
-                self._job(
-                    request,
-                    prompt,
-                    grammar=choice_gbnf(options, suffix='"'),
-                    stop=('"',),
-                    max_tokens=64,
-                    choices=tuple(options),
-                )
-            )
-            results.append(first)
-            if first.finish_reason == "error":
-                raise BackendError(first.error or "decoding failed")
-            name = _completed_choice(first.text, options)
-            if name is None:
-                return LLMResponse(
-                    text=first.text, parse_error=f"the action choice was cut off ({first.text!r})"
-                ), results
-            chosen = self._completed_tokens(first.tokens, name + '"')
-        response = await self._arguments(request, prompt + chosen, name, results)
-        if (
-            response.tool_calls
-            and FINAL_ANSWER in options
-            and _signature(response.tool_calls[0]) in _previous_calls(request)
-        ):
-            # Small models tend to repeat the call whose result they were just shown. The same
-            # call gives the same result, so the useful next move is the answer.
-            response = await self._arguments(
-                request, prompt + self.continuation(FINAL_ANSWER + '"'), FINAL_ANSWER, results
-            )
-        return response, results
-
-    def _completed_tokens(self, tokens: list[int], text: str) -> list[int]:
-        """The model's own tokens for the part of `text` it wrote (up to the closing quote, which a
-        stop may have cut from the text but not from the tokens), then the rest of `text`."""
-        written = self.engine.detokenize(tokens)
-        if not text.startswith(written):
-            return self.continuation(text)
-        rest = text[len(written) :]
-        return tokens + (self.continuation(rest) if rest else [])
-
-    async def _arguments(
-        self, request: LLMRequest, prefix: list[int], name: str, results: list[JobResult]
-    ) -> LLMResponse:
-        """Stage 2: the arguments of `name` after `prefix` (the prompt up to the name's closing quote)."""
-        budget = max(request.sampling.max_tokens - sum(len(r.tokens) for r in results), 16)
-        if name == FINAL_ANSWER:
-            cap = request.sampling.answer_max_tokens
-            if cap == 0:  # the caller wants only to know that the model answers instead of calling
-                return LLMResponse(text="")
-            budget = budget if cap is None else min(budget, max(cap, 16))
-            grammar = final_grammar(budget)
-        else:
-            schema = next(t.parameters for t in request.tools if t.name == name)
-            grammar, _ = self.grammars.for_schema(schema, budget_tokens=budget)
-        second = await self.run_job(
-            self._job(
-                request,
-                prefix + self.continuation(ARGS_INFIX),
-                grammar=grammar,
-                stop_at_json_end=True,
-                stop=(),
-                max_tokens=budget,
-            )
-        )
-        results.append(second)
-        try:
-            arguments = json.loads(second.text, strict=False)
-        except ValueError:
-            reason = "it hit max_tokens" if second.finish_reason == "length" else second.error or "invalid JSON"
-            return LLMResponse(
-                text=second.text,
-                finish_reason="length" if second.finish_reason == "length" else "error",
-                parse_error=f"the arguments of {name} were not complete JSON ({reason})",
-            )
-        if name == FINAL_ANSWER:
-            answer = arguments.get("answer") if isinstance(arguments, dict) else None
-            return LLMResponse(text=answer if isinstance(answer, str) else json.dumps(arguments))
-        return parse_native_calls([{"name": name, "arguments": arguments}], request.tools).to_response()
 
     # --- accounting --------------------------------------------------------------------------
 

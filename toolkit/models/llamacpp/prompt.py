@@ -1,18 +1,24 @@
 """Prompts for the embedded model: our messages -> the model's chat template -> one string.
 
 The template comes from the GGUF metadata (`tokenizer.chat_template`), rendered with
-llama-cpp-python's Jinja2 chat formatter. Small chat models have no tool-calling format of their
-own, so tools are described in the system message together with the one reply format the
-grammar enforces:
+llama-cpp-python's Jinja2 chat formatter, in the model's tool format (formats.py):
 
-    {"name": "<tool name>", "arguments": {...}}            a tool call
-    {"name": "final_answer", "arguments": {"answer": "..."}}   the final answer
+- `hermes` (the template has its own tool format, Qwen 2.5): the tools and the conversation go to
+  the template as they are, as OpenAI-style `tools`, assistant `tool_calls` and `tool` messages;
+  the template writes them in the format the model was trained on.
+- `generic` (small chat models without one): tools are described in the system message together
+  with the reply format the grammar enforces:
 
-Earlier tool calls are written back in that same format and tool results become user turns (not
-every template knows a `tool` role; Gemma's requires user/assistant alternation), so the
-conversation reads the same at every step. The system message is built only from the request's
-system text and the tool list, deterministically, so the prompt prefix (system prompt + tool
-docs) is byte-identical across steps and agents: the engine reuses its KV cache.
+      {"name": "<tool name>", "arguments": {...}}            a tool call (one line each)
+      {"name": "final_answer", "arguments": {"answer": "..."}}   the final answer
+
+  Earlier tool calls are written back in that same format and tool results become user turns
+  (not every template knows a `tool` role; Gemma's requires user/assistant alternation), so the
+  conversation reads the same at every step.
+
+The system message is built only from the request's system text and the tool list,
+deterministically, so the prompt prefix (system prompt + tool docs) is byte-identical across
+steps and agents: the engine reuses its KV cache.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import json
 from typing import Any
 
 from toolkit.models.grammar import JSON_CHAR_RULE
+from toolkit.models.llamacpp.formats import GENERIC, ToolFormat
 from toolkit.types import LLMRequest, Message, ToolSpec
 
 FINAL_ANSWER = "final_answer"
@@ -53,8 +60,6 @@ def final_grammar(budget_tokens: int) -> str:
     )
 
 
-CALL_PREFIX = '{"name": "'  # the reply starts here; the model writes the name after it
-ARGS_INFIX = ', "arguments": '  # written after the name's closing quote
 MAX_EXAMPLES_PER_TOOL = 1  # per tool (`math`), not per action: long example lists drown small models
 
 # Used when the GGUF has no chat template: Gemma's turn format for the gemma family (the same as
@@ -162,13 +167,25 @@ def _assistant_content(message: Message) -> str:
     return "\n".join(parts)
 
 
-def chat_messages(request: LLMRequest, *, with_tools: bool) -> list[dict[str, str]]:
-    """Our messages as template messages: one system message first, then strictly alternating
-    user/assistant turns (consecutive turns of one role are merged)."""
-    system = "\n\n".join(m.content for m in request.messages if m.role == "system" and m.content)
+def _system_text(request: LLMRequest) -> str:
+    return "\n\n".join(m.content for m in request.messages if m.role == "system" and m.content)
+
+
+def chat_messages(
+    request: LLMRequest, *, with_tools: bool, fmt: ToolFormat = GENERIC
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """Our messages as template messages, and the tools to hand the template (None: it is not
+    given any). Generic: one system message first, then strictly alternating user/assistant
+    turns (consecutive turns of one role are merged), tools described in the system message.
+    Hermes: the messages as the template expects them, tool calls and results included."""
+    if fmt.template_lists_tools:
+        return _template_messages(request), (
+            [openai_tool(t) for t in request.tools] if with_tools and request.tools else None
+        )
+    system = _system_text(request)
     if with_tools and request.tools:
         system = (system + "\n\n" if system else "") + tool_block(request.tools, system)
-    turns: list[dict[str, str]] = []
+    turns: list[dict[str, Any]] = []
     for m in request.messages:
         if m.role == "system":
             continue
@@ -180,7 +197,38 @@ def chat_messages(request: LLMRequest, *, with_tools: bool) -> list[dict[str, st
             turns.append({"role": role, "content": content})
     if not turns or turns[0]["role"] != "user":
         turns.insert(0, {"role": "user", "content": "Begin."})
-    return ([{"role": "system", "content": system}] if system else []) + turns
+    return ([{"role": "system", "content": system}] if system else []) + turns, None
+
+
+def openai_tool(spec: ToolSpec) -> dict[str, Any]:
+    """A tool as chat templates take it (the OpenAI function shape Hugging Face templates use)."""
+    return {
+        "type": "function",
+        "function": {"name": spec.name, "description": spec.description.strip(), "parameters": spec.parameters},
+    }
+
+
+def _template_messages(request: LLMRequest) -> list[dict[str, Any]]:
+    """One system message (the request's system texts joined), then the conversation with
+    assistant tool calls and `tool` results as templates with a tool format expect them."""
+    system = _system_text(request)
+    out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    for m in request.messages:
+        if m.role == "system":
+            continue
+        if m.role == "assistant":
+            message: dict[str, Any] = {"role": "assistant", "content": m.content.strip()}
+            if m.tool_calls:
+                message["tool_calls"] = [
+                    {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                    for c in m.tool_calls
+                ]
+            out.append(message)
+        elif m.role == "tool":
+            out.append({"role": "tool", "content": m.content, "tool_call_id": m.tool_call_id or "", "name": m.name})
+        else:
+            out.append({"role": "user", "content": m.content})
+    return out
 
 
 class ChatRenderer:
@@ -194,15 +242,18 @@ class ChatRenderer:
         self.bos_token = bos_token
         self._formatter = Jinja2ChatFormatter(template=self.template, eos_token=eos_token, bos_token=bos_token)
 
-    def render(self, messages: list[dict[str, str]]) -> str:
+    def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
         """The prompt text, ending with the assistant turn's opening (generation prompt)."""
         try:
-            return self._formatter(messages=messages).prompt
+            return self._formatter(messages=messages, tools=tools).prompt
         except Exception as exc:  # noqa: BLE001 - templates raise on shapes they dislike
-            if messages and messages[0]["role"] == "system":  # some templates reject a system role
+            if messages and messages[0]["role"] == "system" and len(messages) > 1:  # some reject a system role
                 merged = [dict(m) for m in messages[1:]]
                 merged[0]["content"] = messages[0]["content"] + "\n\n" + merged[0]["content"]
-                return self._formatter(messages=merged).prompt
+                try:
+                    return self._formatter(messages=merged, tools=tools).prompt
+                except Exception:  # noqa: BLE001
+                    pass
             raise ValueError(f"the model's chat template failed: {exc}") from None
 
     def starts_with_bos(self, text: str) -> bool:
