@@ -157,9 +157,58 @@ def test_nestful_gold_sequences_score_full_marks(tmp_path, evaldata):
     script.write_text(yaml.safe_dump({"scripts": scripts}), encoding="utf-8")
     result = run("nestful", "--limit", "3", "--model", f"scripted:{script}", "--data-dir", str(evaldata), "--json")
     assert result.exit_code == 0, result.output
-    rows = {r["name"]: r["values"] for r in json.loads(result.stdout)["rows"]}
-    assert rows["full-sequence accuracy"]["engine: sequential calls"] == 1.0
-    assert rows["F1 arguments"]["engine: dag plan"] == 1.0
+    report = json.loads(result.stdout)
+    rows = {r["name"]: r["values"] for r in report["rows"]}
+    assert report["systems"] == ["toolkit agent", "raw prompt (no constraint)"]
+    assert rows["full-sequence accuracy"]["toolkit agent"] == 1.0
+    assert rows["full-sequence accuracy"]["raw prompt (no constraint)"] == 1.0
+    assert report["ids"] == ["executable_0", "glaive_0", "sgd_0"]
+
+
+def test_nestful_the_dag_plans_references_become_nestful_variables(tmp_path, evaldata):
+    """The agent's dry run keeps a dag step's `$1.field` as written; the eval rewrites it to the
+    position of step 1's call (`$var1.field$`), so a plan with the gold's shape scores full marks."""
+    item = next(i for i in load_nestful(evaldata, 60) if len(i["gold"]) >= 2 and "$var1" in json.dumps(i["gold"]))
+    id_of = {f"var{k}": k for k in range(1, len(item["gold"]) + 1)}
+
+    def to_plan_value(value):
+        return (
+            re.sub(r"\$(var\d+)((?:\.[^$]*)?)\$", lambda m: f"${id_of[m[1]]}{m[2]}", value)
+            if isinstance(value, str)
+            else value
+        )
+
+    steps = [
+        {
+            "id": k,
+            "action": call["name"],
+            "arguments": {a: to_plan_value(v) for a, v in call["arguments"].items()},
+            "depends_on": [],
+        }
+        for k, call in enumerate(item["gold"], start=1)
+    ]
+    script = tmp_path / "plan.yaml"
+    script.write_text(
+        yaml.safe_dump(
+            {
+                "scripts": [
+                    {
+                        "match": "^" + re.escape(item["input"]) + "$",
+                        "responses": [{"text": json.dumps({"steps": steps})}],
+                    }
+                ],
+                "default": [{"text": "no"}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "n.json"
+    result = run(
+        "nestful", "--ids", item["id"], "--model", f"scripted:{script}", "--data-dir", str(evaldata), "--out", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    engine = next(i for i in json.loads(out.read_text())["items"] if i["system"] == "toolkit agent")
+    assert engine["full_sequence"] == 1.0, (engine["calls"], item["gold"])
 
 
 def test_gsm8k_scores_the_final_number_engine_and_baseline(tmp_path, evaldata):
@@ -185,7 +234,8 @@ def test_gsm8k_scores_the_final_number_engine_and_baseline(tmp_path, evaldata):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     accuracy = report["rows"][0]["values"]
-    assert accuracy["toolkit engine (react + math.calculate)"] == pytest.approx(1 / 3)
+    assert accuracy["toolkit agent (react + math.calculate)"] == pytest.approx(1 / 3)
+    assert report["ids"] == ["gsm8k_0", "gsm8k_1", "gsm8k_2"]
     assert accuracy["raw prompt, no tools"] == 0.0  # the baseline got a tool call back, with no number
 
 

@@ -132,27 +132,39 @@ def bfcl(
     )
 
 
+MaxSteps = typer.Option(6, "--max-steps", help="The agent's budget of planner steps, as `toolkit run --max-steps`.")
+
+
 @app.command("nestful")
 def nestful(
+    sample: int | None = Sample,
+    seed: int = Seed,
+    offset: int = Offset,
     limit: int | None = Limit,
+    ids: str | None = Ids,
     model: str | None = Model,
     planner: str = typer.Option(
-        "both",
+        "dag",
         "--planner",
         "-p",
-        help="dag (the dag planner's plan), sequential (calls in one constrained request) or both.",
+        help="The agent's planner in its dry run: dag (its first plan is the sequence, references kept) or react "
+        "(its first turn's calls only).",
     ),
     as_json: bool = AsJson,
     data_dir: str | None = DataDir,
     out: str | None = Out,
     one_at_a_time: bool = OneAtATime,
 ) -> None:
-    """NESTFUL: nested call sequences; F1 on function names and arguments, full-sequence accuracy."""
+    """NESTFUL: nested call sequences; F1 on function names and arguments, full-sequence accuracy.
+
+    The agent answers as `toolkit run REQUEST --functions F --planner dag --dry-run` would; beside it,
+    the same model asked for the sequence as tool calls in one request."""
     from evals.nestful import run_nestful
 
+    selection = _selection(sample, seed, offset, limit, ids)
     _run(
         lambda p: run_nestful(
-            limit=limit, model=model, data_dir=data_dir, planner=planner, progress=p, side_by_side=not one_at_a_time
+            selection, model=model, data_dir=data_dir, planner=planner, progress=p, side_by_side=not one_at_a_time
         ),
         as_json,
         out,
@@ -161,27 +173,53 @@ def nestful(
 
 @app.command("parallelqa")
 def parallelqa(
+    sample: int | None = Sample,
+    seed: int = Seed,
+    offset: int = Offset,
     limit: int | None = Limit,
+    ids: str | None = Ids,
     model: str | None = Model,
+    max_steps: int = MaxSteps,
     as_json: bool = AsJson,
     data_dir: str | None = DataDir,
     out: str | None = Out,
 ) -> None:
-    """LLMCompiler's ParallelQA with search and math tools: accuracy and wall time, react vs dag."""
+    """LLMCompiler's ParallelQA with search and math tools: accuracy and wall time, react vs dag.
+
+    Each planner is the agent `toolkit run Q --tools search,math.calculate --planner P --approve auto`
+    builds, search reading a local index of evals/parallelqa_corpus/."""
     from evals.parallelqa import run_parallelqa
 
-    _run(lambda p: run_parallelqa(limit=limit, model=model, data_dir=data_dir, progress=p), as_json, out)
+    selection = _selection(sample, seed, offset, limit, ids)
+    _run(
+        lambda p: run_parallelqa(selection, model=model, data_dir=data_dir, progress=p, max_steps=max_steps),
+        as_json,
+        out,
+    )
 
 
 @app.command("gsm8k")
 def gsm8k(
+    sample: int | None = Sample,
+    seed: int = Seed,
+    offset: int = Offset,
     limit: int | None = Limit,
+    ids: str | None = Ids,
     model: str | None = Model,
+    max_steps: int = MaxSteps,
     as_json: bool = AsJson,
     data_dir: str | None = DataDir,
     out: str | None = Out,
 ) -> None:
-    """GSM8K with the calculator tool: exact match of the final number, baseline without tools."""
+    """GSM8K with the calculator tool: exact match of the final number, baseline without tools.
+
+    The agent is `toolkit run PROBLEM --tools math.calculate` (react); the baseline, the same model
+    asked the problem with no tools."""
     from evals.gsm8k import run_gsm8k
 
-    _run(lambda p: run_gsm8k(limit=limit, model=model, data_dir=data_dir, progress=p), as_json, out)
+    selection = _selection(sample, seed, offset, limit, ids)
+    _run(
+        lambda p: run_gsm8k(selection, model=model, data_dir=data_dir, progress=p, max_steps=max_steps),
+        as_json,
+        out,
+    )
