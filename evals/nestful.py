@@ -2,12 +2,15 @@
 
 NESTFUL (IBM) gives a request and the gold sequence of calls, where later arguments refer to
 earlier outputs as `$varK.field$` (K: the K-th call). The engine is the agent as
-`toolkit run REQUEST --functions F --planner dag --dry-run` builds it (`build_agent`), F being the
-functions offered: its dry run records the dag planner's whole first plan, each step a call whose
-references to earlier results stay as written (`$1.field`), which is exactly a nested sequence;
-they are rewritten to NESTFUL's `$var<position>.field$`. (react in a dry run, `--planner react`,
-gives only its first turn's calls, one call with the llamacpp backend: too little for a sequence
-whose later calls need earlier results; the dag's plan is the product path that writes them.)
+`toolkit run REQUEST --functions F --planner P --dry-run` builds it (`build_agent`), F being the
+functions offered, a column per planner:
+
+- dag (the natural product path for a sequence): its dry run records the planner's whole first
+  plan, each step a call whose references to earlier results stay as written (`$1.field`); they
+  are rewritten to NESTFUL's `$var<position>.field$`, the calls taken in plan order;
+- react: its dry run records its first turn's calls, one call with the llamacpp backend: the
+  start of the sequence only, since later calls need results a dry run does not have.
+
 The baseline answers in one request with a prompt describing NESTFUL's reference format and the
 calls as tool calls (`nestful_request`, evals/baselines.py), as before.
 
@@ -231,14 +234,19 @@ def as_sequence(result: TaskResult) -> list[dict[str, Any]]:
     return [{"name": call.name, "arguments": rewrite(call.arguments)} for _, call in calls]
 
 
+def agent_label(planner: str) -> str:
+    return f"{ENGINE_LABEL} ({planner})"
+
+
 async def agent_answer(backend: Backend, item: dict[str, Any], config: Config, planner: str) -> dict[str, Any]:
     """One request through the agent in a dry run, scored. Never raises."""
     from toolkit.runtime.build import build_agent
 
+    label = agent_label(planner)
     try:
         agent = build_agent(backend, functions=item["functions"], planner=planner, dry_run=True, config=config)
     except ValueError as exc:  # a function NESTFUL defines that can't be declared: scored, reported
-        return _scored(ENGINE_LABEL, item, [], f"setup: {exc}")
+        return _scored(label, item, [], f"setup: {exc}")
     try:
         result = await agent.arun(item["input"], task_id=item["id"])
     finally:
@@ -246,7 +254,7 @@ async def agent_answer(backend: Backend, item: dict[str, Any], config: Config, p
     calls = as_sequence(result)
     error = result.error if not calls and result.status != "ok" else None
     return {
-        **_scored(ENGINE_LABEL, item, calls, error),
+        **_scored(label, item, calls, error),
         "model_calls": sum(1 for e in result.trace if e.kind == "model_call"),
         "seconds": round(result.wall_s, 3),
     }
@@ -277,35 +285,42 @@ async def run_nestful(
     selection: Selection | None = None,
     model: str | None = None,
     data_dir: str | None = None,
-    planner: str = "dag",
+    planners: tuple[str, ...] | list[str] = ("dag", "react"),
     progress: Progress | None = None,
     engine: Backend | None = None,
     baseline: Backend | None = None,
     concurrency: int = 4,
     side_by_side: bool = True,
 ) -> EvalReport:
-    """`planner`: the agent's planner (dag: its first plan is the sequence; react: its first
-    turn's calls). `side_by_side`: the agent and the baseline answer at the same time, their
-    llama.cpp contexts on half the cores each; False: one after the other, each on all cores."""
+    """`planners`: the agent's planners, a column each (dag: its first plan is the sequence;
+    react: its first turn's calls). `side_by_side`: every system answers at the same time (the
+    agents through the engine's batching), the engine's and the baseline's llama.cpp contexts on
+    half the cores each; False: one after the other, each on all cores."""
     from toolkit.planner import make_planner
 
-    make_planner(planner)  # an unknown planner: a clear error before any model loads
+    if not planners:
+        raise ValueError("no planner given")
+    for planner in planners:
+        make_planner(planner)  # an unknown planner: a clear error before any model loads
     selection = selection or Selection(limit=20)
     items = load_nestful(data_dir, selection=selection)
     config = load_config()
     engine, baseline = engine_and_baseline(model, side_by_side, engine, baseline)
-    systems = [ENGINE_LABEL, baseline.name]
+    systems = [*(agent_label(p) for p in planners), baseline.name]
     runs = [
         (
-            ENGINE_LABEL,
-            lambda: run_all(
-                f"nestful · {ENGINE_LABEL}",
+            agent_label(planner),
+            lambda p=planner: run_all(
+                f"nestful · {agent_label(p)}",
                 items,
-                lambda i: agent_answer(engine, i, config, planner),
+                lambda i: agent_answer(engine, i, config, p),
                 progress,
                 concurrency,
             ),
-        ),
+        )
+        for planner in planners
+    ]
+    runs += [
         (
             baseline.name,
             lambda: run_all(
@@ -335,9 +350,9 @@ async def run_nestful(
             values[system] = sum(float(v) for v in mine) / len(mine) if mine else None
         rows.append(ReportRow(name=title, n=len(items), values=values, unit="%"))
     notes = [
-        f"{ENGINE_LABEL}: toolkit.runtime.build.build_agent(model, functions=<the tools offered>, planner={planner!r}, "
-        f"dry_run=True).arun(<the request>), i.e. `toolkit run REQUEST --functions F --planner {planner} --dry-run`; "
-        "its recorded calls in order, references rewritten to $var<k>$.",
+        f"{ENGINE_LABEL} (P): toolkit.runtime.build.build_agent(model, functions=<the tools offered>, planner=P, "
+        "dry_run=True).arun(<the request>), i.e. `toolkit run REQUEST --functions F --planner P --dry-run`; its "
+        "recorded calls in plan order, references rewritten to $var<k>$ (react: its first turn's calls).",
         f"{selection.describe()} Of NESTFUL's executable, glaive and sgd files, interleaved; "
         f"tools offered: the gold functions plus {DISTRACTORS} others from the same spec.",
         "Baseline: the whole sequence as tool calls in one request (nestful_request: the i-th call is var<i>).",

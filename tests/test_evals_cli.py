@@ -159,8 +159,9 @@ def test_nestful_gold_sequences_score_full_marks(tmp_path, evaldata):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     rows = {r["name"]: r["values"] for r in report["rows"]}
-    assert report["systems"] == ["toolkit agent", "raw prompt (no constraint)"]
-    assert rows["full-sequence accuracy"]["toolkit agent"] == 1.0
+    assert report["systems"] == ["toolkit agent (dag)", "toolkit agent (react)", "raw prompt (no constraint)"]
+    assert rows["full-sequence accuracy"]["toolkit agent (dag)"] == 1.0
+    assert rows["full-sequence accuracy"]["toolkit agent (react)"] == 1.0  # a scripted turn: all the calls
     assert rows["full-sequence accuracy"]["raw prompt (no constraint)"] == 1.0
     assert report["ids"] == ["executable_0", "glaive_0", "sgd_0"]
 
@@ -207,7 +208,7 @@ def test_nestful_the_dag_plans_references_become_nestful_variables(tmp_path, eva
         "nestful", "--ids", item["id"], "--model", f"scripted:{script}", "--data-dir", str(evaldata), "--out", str(out)
     )
     assert result.exit_code == 0, result.output
-    engine = next(i for i in json.loads(out.read_text())["items"] if i["system"] == "toolkit agent")
+    engine = next(i for i in json.loads(out.read_text())["items"] if i["system"] == "toolkit agent (dag)")
     assert engine["full_sequence"] == 1.0, (engine["calls"], item["gold"])
 
 

@@ -144,11 +144,11 @@ def nestful(
     ids: str | None = Ids,
     model: str | None = Model,
     planner: str = typer.Option(
-        "dag",
+        "dag,react",
         "--planner",
         "-p",
-        help="The agent's planner in its dry run: dag (its first plan is the sequence, references kept) or react "
-        "(its first turn's calls only).",
+        help="The agent's planners in its dry run, comma-separated, a column each: dag (its first plan is the "
+        "sequence, references kept) and react (its first turn's calls only).",
     ),
     as_json: bool = AsJson,
     data_dir: str | None = DataDir,
@@ -157,14 +157,19 @@ def nestful(
 ) -> None:
     """NESTFUL: nested call sequences; F1 on function names and arguments, full-sequence accuracy.
 
-    The agent answers as `toolkit run REQUEST --functions F --planner dag --dry-run` would; beside it,
+    The agent answers as `toolkit run REQUEST --functions F --planner P --dry-run` would; beside it,
     the same model asked for the sequence as tool calls in one request."""
     from evals.nestful import run_nestful
 
     selection = _selection(sample, seed, offset, limit, ids)
     _run(
         lambda p: run_nestful(
-            selection, model=model, data_dir=data_dir, planner=planner, progress=p, side_by_side=not one_at_a_time
+            selection,
+            model=model,
+            data_dir=data_dir,
+            planners=[name.strip() for name in planner.split(",") if name.strip()],
+            progress=p,
+            side_by_side=not one_at_a_time,
         ),
         as_json,
         out,
