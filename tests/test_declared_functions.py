@@ -90,7 +90,7 @@ def test_build_agent_offers_the_declared_functions_alone_unless_tools_are_named(
     agent = build_agent("scripted:/dev/null", functions=[DRINK, CUBIC], dry_run=True)
     assert [s.name for s in agent.tool_specs("task")] == ["ChaDri.change_drink", "math.roots.cubic"]
     assert agent.dry_run and agent.executor.dry_run
-    both = build_agent("scripted:/dev/null", functions=[CUBIC], tools=["math_roots_cubic", "math.calculate"])
+    both = build_agent("scripted:/dev/null", functions=[CUBIC], tools=["math.calculate"])
     assert [s.name for s in both.tool_specs("task")] == ["math.calculate", "math.roots.cubic"]
 
 

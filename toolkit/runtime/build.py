@@ -41,7 +41,7 @@ def build_agent(
     tools: the tools or actions to offer (None: every available one).
     tools_path: extra folders of manifests, on top of the config's.
     functions: function definitions (OpenAI format) declared without an implementation
-        (toolkit/interop/functions.py); with `tools` None only they are offered.
+        (toolkit/interop/functions.py); offered whatever `tools` says, alone when it is None.
     approve: ask | auto | deny (None: the config's policy).
     tool_settings: per-tool settings over the config's (e.g. {"search": {"backend": "local"}}).
     Raises ConfigError / ValueError on bad options (the CLI turns them into one line and exit 2).
@@ -50,9 +50,9 @@ def build_agent(
     settings = {**config.tools, **(tool_settings or {})}
     registry = ToolRegistry.default(tool_folders(config, tools_path), tool_settings=settings)
     if functions:
-        declared = declare_functions(registry, functions)
-        if tools is None:  # the definitions are what the task is about: offer them alone
-            tools = [t.name for t in declared]
+        declared = [t.name for t in declare_functions(registry, functions)]
+        # the definitions are what the task is about: offered always, alone unless `tools` adds some
+        tools = declared if tools is None else [*tools, *(t for t in declared if t not in tools)]
     return Agent(
         model=model,
         tools=registry,
