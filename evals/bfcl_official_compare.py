@@ -9,7 +9,8 @@ so it lives in its own virtual environment. This script installs nothing unless 
     python evals/bfcl_official_compare.py --data-dir ../shared/evaldata \
         [--report bfcl-report.json ...] [--per-category 20] [--venv /tmp/bfcl-venv]
 
-The outputs compared: for the first N questions of each of the five categories (100 by default),
+The outputs compared: for the first N questions of each category (`--categories`, the five classic
+ones by default; the live ones too),
 the gold calls built from the possible answers, one perturbed copy (wrong value / wrong type /
 missing required parameter / extra call, in turn), optionally K random small edits of the gold
 (`--mutations K`: case, punctuation, int/float/str swaps, dropped or extra parameters, reordered
@@ -37,7 +38,7 @@ if str(REPO) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(REPO))
 
 from evals.bfcl.checker import check  # noqa: E402
-from evals.bfcl.data import CATEGORIES, Question, find_data_dir, load_category  # noqa: E402
+from evals.bfcl.data import CATEGORIES, SUPPORTED, Question, find_data_dir, load_category  # noqa: E402
 from evals.bfcl.gold import PERTURBATIONS, gold_calls, perturb  # noqa: E402
 
 OFFICIAL_SCRIPT = REPO / "evals" / "bfcl" / "official_verdicts.py"
@@ -117,8 +118,9 @@ def build_cases(questions: list[Question], reports: list[Path], mutation_count: 
     for index, question in enumerate(questions):
         add(question, "gold", gold_calls(question))
         kinds = [k for k in PERTURBATIONS if perturb(question, k) is not None]
-        kind = kinds[index % len(kinds)]
-        add(question, f"perturbed:{kind}", perturb(question, kind))  # type: ignore[arg-type]
+        if kinds:  # none for an irrelevance question that offers no function: no answer is wrong
+            kind = kinds[index % len(kinds)]
+            add(question, f"perturbed:{kind}", perturb(question, kind))  # type: ignore[arg-type]
         for mutated in mutations(question, mutation_count, seed=index):
             add(question, "mutated", mutated)
     for report in reports:
@@ -159,7 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report", action="append", default=[], help="a `toolkit eval bfcl --out` JSON report (repeatable)"
     )
-    parser.add_argument("--per-category", type=int, default=20, help="questions per category (5 categories)")
+    parser.add_argument("--per-category", type=int, default=20, help="questions per category")
+    parser.add_argument(
+        "--categories",
+        default=",".join(CATEGORIES),
+        help=f"comma-separated categories (default: the five classic ones; supported: {', '.join(SUPPORTED)})",
+    )
     parser.add_argument("--mutations", type=int, default=0, help="also K random small edits of each gold answer")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
@@ -175,8 +182,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
 
+    categories = [c.strip() for c in args.categories.split(",") if c.strip()]
+    unknown = [c for c in categories if c not in SUPPORTED]
+    if unknown:
+        print(f"unsupported categories: {', '.join(unknown)}; choose from {', '.join(SUPPORTED)}", file=sys.stderr)
+        return 2
     print(f"data: {find_data_dir(args.data_dir)}", file=sys.stderr)
-    questions = [q for c in CATEGORIES for q in load_category(c, args.data_dir, args.per_category)]
+    questions = [q for c in categories for q in load_category(c, args.data_dir, args.per_category)]
     cases = build_cases(questions, [Path(r) for r in args.report], args.mutations)
     by_id = {q.id: q for q in questions}
     official = official_verdicts(cases, venv)

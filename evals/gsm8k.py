@@ -1,9 +1,11 @@
 """`toolkit eval gsm8k`: grade-school math with the calculator tool; exact match of the final number.
 
-The engine: an Agent (ReAct) with the `math.calculate` action. The baseline, in the same
-invocation: the same model with the raw question and no tools. Both answers are reduced to their
-final number (the last number in the reply, commas dropped) and compared with the number after
-`####` in GSM8K's answer.
+The engine: the agent as `toolkit run PROBLEM --tools math.calculate --max-steps 6` builds it
+(`toolkit.runtime.build.build_agent`: react, its prompt, the backend, the executor running the
+calculator). The baseline, in the same invocation: the same model with the raw question and no
+tools. Both are given the problem with the same closing instruction (INSTRUCTION); both answers are
+reduced to their final number (after "answer is", else the last number of the reply, commas
+dropped) and compared with the number after `####` in GSM8K's answer.
 """
 
 from __future__ import annotations
@@ -15,26 +17,30 @@ from typing import Any
 from rich.progress import Progress
 
 from evals.runner import EvalReport, ReportRow, model_label, run_all, suite_dir
+from evals.sampling import Selection
 from toolkit.models import Backend, load_backend
 from toolkit.types import LLMRequest, Message, Sampling
 
-ENGINE_LABEL = "toolkit engine (react + math.calculate)"
+ENGINE_LABEL = "toolkit agent (react + math.calculate)"
+TOOLS = ["math.calculate"]
 BASELINE_LABEL = "raw prompt, no tools"
 INSTRUCTION = "Solve the problem. End your reply with 'The answer is N.' where N is the final number."
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 
 
-def load_gsm8k(data_dir: str | None, limit: int | None) -> list[dict[str, Any]]:
+def load_gsm8k(
+    data_dir: str | None, limit: int | None = None, selection: Selection | None = None
+) -> list[dict[str, Any]]:
+    """The selected problems (`limit` alone: the first N), ids `gsm8k_<line index>`."""
     folder = suite_dir(data_dir, "gsm8k", "test.jsonl")
     rows = []
     with (folder / "test.jsonl").open(encoding="utf-8") as handle:
         for index, line in enumerate(handle):
-            if limit is not None and len(rows) >= limit:
-                break
             if line.strip():
                 item = json.loads(line)
                 rows.append({"id": f"gsm8k_{index}", "question": item["question"], "gold": gold_number(item["answer"])})
-    return rows
+    selection = selection or Selection(limit=limit)
+    return selection.apply(rows, lambda row: row["id"])
 
 
 def gold_number(answer: str) -> float:
@@ -101,24 +107,25 @@ async def baseline_answer(backend: Backend, item: dict[str, Any]) -> dict[str, A
 
 
 def make_math_agent(backend: Backend, max_steps: int = 6) -> Any:
-    from toolkit.registry import ToolRegistry
-    from toolkit.runtime.agent import Agent
+    """`toolkit run PROBLEM --tools math.calculate --max-steps N`, on a loaded backend."""
+    from toolkit.runtime.build import build_agent
 
-    registry = ToolRegistry.default([])
-    return Agent(model=backend, tools=registry, tool_names=["math.calculate"], planner="react", max_steps=max_steps)
+    return build_agent(backend, tools=TOOLS, planner="react", max_steps=max_steps)
 
 
 async def run_gsm8k(
-    limit: int | None = 20,
+    selection: Selection | None = None,
     model: str | None = None,
     data_dir: str | None = None,
     progress: Progress | None = None,
     backend: Backend | None = None,
     concurrency: int = 4,
+    max_steps: int = 6,
 ) -> EvalReport:
-    items = load_gsm8k(data_dir, limit)
+    selection = selection or Selection(limit=20)
+    items = load_gsm8k(data_dir, selection=selection)
     backend = backend or load_backend(model)
-    agent = make_math_agent(backend)
+    agent = make_math_agent(backend, max_steps)
     try:
         engine_items, engine_s = await run_all(
             "gsm8k · engine", items, lambda i: engine_answer(agent, i), progress, concurrency
@@ -161,7 +168,15 @@ async def run_gsm8k(
         rows=rows,
         items=engine_items + base_items,
         wall_s={ENGINE_LABEL: round(engine_s, 2), BASELINE_LABEL: round(base_s, 2)},
-        notes=[f"First {len(items)} problems of the GSM8K test set; final number = the last number of the reply."],
+        ids=[i["id"] for i in items],
+        notes=[
+            f"{ENGINE_LABEL}: toolkit.runtime.build.build_agent(model, tools={TOOLS}, planner='react', "
+            f"max_steps={max_steps}).arun(<problem + instruction>), i.e. `toolkit run PROBLEM --tools "
+            f"math.calculate --max-steps {max_steps}`.",
+            f"{selection.describe()} Of the GSM8K test set; final number = after 'answer is', else the last "
+            "number of the reply.",
+            "The agent's problems ran before the baseline's, on the same backend.",
+        ],
     )
 
 

@@ -1,10 +1,18 @@
 """`toolkit eval nestful`: planned call sequences against NESTFUL's gold nested sequences.
 
 NESTFUL (IBM) gives a request and the gold sequence of calls, where later arguments refer to
-earlier outputs as `$varK.field$` (K: the K-th call). The engine is asked for the whole sequence
-in one constrained request (`--planner sequential`: calls in order, the i-th call is `var<i>`), or
-through the dag planner (`--planner dag`) when it is installed: its first plan is the sequence.
-The baseline answers the same request (evals/baselines.py).
+earlier outputs as `$varK.field$` (K: the K-th call). The engine is the agent as
+`toolkit run REQUEST --functions F --planner P --dry-run` builds it (`build_agent`), F being the
+functions offered, a column per planner:
+
+- dag (the natural product path for a sequence): its dry run records the planner's whole first
+  plan, each step a call whose references to earlier results stay as written (`$1.field`); they
+  are rewritten to NESTFUL's `$var<position>.field$`, the calls taken in plan order;
+- react: its dry run records its first turn's calls, one call with the llamacpp backend: the
+  start of the sequence only, since later calls need results a dry run does not have.
+
+The baseline answers in one request with a prompt describing NESTFUL's reference format and the
+calls as tool calls (`nestful_request`, evals/baselines.py), as before.
 
 Tools offered per question: the functions of its gold sequence plus 3 others from the same spec
 file (chosen by a seeded shuffle), because this copy of the data has no per-question tool list.
@@ -26,11 +34,12 @@ from rich.progress import Progress
 
 from evals.baselines import engine_and_baseline
 from evals.runner import EvalReport, ReportRow, model_label, run_all, run_systems, suite_dir, systems_note
+from evals.sampling import Selection
+from toolkit.config import Config, load_config
 from toolkit.models import Backend
-from toolkit.types import Constraint, LLMRequest, LLMResponse, Message, Sampling, ToolSpec
+from toolkit.types import LLMRequest, LLMResponse, Message, Sampling, TaskResult, ToolSpec
 
-DAG_LABEL = "engine: dag plan"
-SEQUENTIAL_LABEL = "engine: sequential calls"
+ENGINE_LABEL = "toolkit agent"
 FILES = (
     ("executable", "executable-data.json", "executable-spec.json"),
     ("glaive", "non-executable-glaive-data.json", "non-executable-glaive-spec.json"),
@@ -45,8 +54,10 @@ SYSTEM_PROMPT = (
 )
 
 
-def _parameters(spec: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """NESTFUL's three spec shapes -> JSON Schema properties; any argument may be a reference."""
+def _parameters(spec: dict[str, Any], references: bool = True) -> tuple[dict[str, Any], list[str]]:
+    """NESTFUL's three spec shapes -> JSON Schema properties. `references`: a typed argument may
+    also be a string (the baseline writes "$var1.id$" there; the dag planner allows its own
+    references by itself)."""
     raw: dict[str, Any] = {}
     for key in ("parameters", "path_parameters", "query_parameters", "arguments"):
         block = spec.get(key)
@@ -69,8 +80,10 @@ def _parameters(spec: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             schema["description"] += f" One of: {', '.join(map(str, info['allowed_values']))}."
         if kind == "string" or kind not in ("integer", "number", "boolean", "array", "object"):
             schema["type"] = "string"
-        else:  # a typed argument may still be a "$varK.field$" reference
+        elif references:  # a typed argument may still be a "$varK.field$" reference
             schema["anyOf"] = [{"type": kind}, {"type": "string"}]
+        else:
+            schema["type"] = kind
         properties[name] = schema
         if info.get("required") is True:
             required.append(name)
@@ -80,6 +93,7 @@ def _parameters(spec: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 
 def to_tool_spec(spec: dict[str, Any]) -> ToolSpec:
+    """The baseline's tool: typed arguments may also be reference strings."""
     properties, required = _parameters(spec)
     return ToolSpec(
         name=spec["name"],
@@ -88,8 +102,21 @@ def to_tool_spec(spec: dict[str, Any]) -> ToolSpec:
     )
 
 
-def load_nestful(data_dir: str | None, limit: int | None) -> list[dict[str, Any]]:
-    """Questions from the three files, interleaved (so a small --limit samples all of them)."""
+def to_function_definition(spec: dict[str, Any]) -> dict[str, Any]:
+    """The agent's function (`toolkit run --functions`): the arguments with their own types."""
+    properties, required = _parameters(spec, references=False)
+    return {
+        "name": spec["name"],
+        "description": spec.get("description", ""),
+        "parameters": {"type": "object", "properties": properties, "required": required},
+    }
+
+
+def load_nestful(
+    data_dir: str | None, limit: int | None = None, selection: Selection | None = None
+) -> list[dict[str, Any]]:
+    """Questions from the three files, interleaved (so that the first N mix all three), then the
+    selection (`limit` alone: the first N). Ids: `<file>_<index in it>`."""
     folder = suite_dir(data_dir, "nestful", "executable-data.json")
     per_file = []
     for source, data_name, spec_name in FILES:
@@ -101,7 +128,7 @@ def load_nestful(data_dir: str | None, limit: int | None) -> list[dict[str, Any]
         for rows in per_file:
             if round_ < len(rows):
                 items.append(_item(*rows[round_]))
-    return items[: limit or None]
+    return (selection or Selection(limit=limit)).apply(items, lambda item: item["id"])
 
 
 def _item(source: str, index: int, row: dict[str, Any], specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -118,6 +145,7 @@ def _item(source: str, index: int, row: dict[str, Any], specs: dict[str, dict[st
         "gold": gold,
         "missing": missing,
         "tools": [to_tool_spec(specs[n]) for n in names],
+        "functions": [to_function_definition(specs[n]) for n in names],
     }
 
 
@@ -174,26 +202,18 @@ def nestful_request(item: dict[str, Any]) -> LLMRequest:
     )
 
 
-def dag_plan_request(item: dict[str, Any]) -> LLMRequest:
-    """The request the dag planner makes for its first plan (same prompt, same plan schema)."""
-    from toolkit.planner.dag import PLAN_INSTRUCTIONS
-    from toolkit.planner.dag.plan import plan_json_schema
-    from toolkit.planner.prompts import system_message
+def as_sequence(result: TaskResult) -> list[dict[str, Any]]:
+    """A dry run's recorded calls as a NESTFUL sequence, in the order the plan wrote its steps (the
+    trace's plan event; calls are recorded as steps become ready, 4 before 3 when 3 waits for 1):
+    a dag step's references (`$2`, `$2.field`, `${2.field}` in a longer string) become
+    `$var<k>.field$`, k the position of step 2's call. A call's step id is its call event's `node`."""
+    from toolkit.planner.dag.plan import REFERENCE
 
-    return LLMRequest(
-        messages=[system_message(item["tools"], PLAN_INSTRUCTIONS), Message(role="user", content=item["input"])],
-        tool_choice="none",
-        constraint=Constraint(kind="json_schema", json_schema=plan_json_schema(item["tools"])),
-        sampling=Sampling(temperature=0.0, max_tokens=1024, seed=0),
-    )
-
-
-def plan_to_calls(text: str) -> list[dict[str, Any]]:
-    """A dag plan's steps as a NESTFUL sequence: `$N.field` references become `$var<i>.field$`."""
-    from toolkit.planner.dag.plan import REFERENCE, Plan
-
-    plan = Plan.model_validate_json(text)
-    position = {step.id: index + 1 for index, step in enumerate(plan.steps)}
+    calls = [(e.node, e.call) for e in result.trace if e.kind == "call" and e.call is not None]
+    plan = next((e.plan for e in result.trace if e.kind == "plan" and e.plan), [])
+    written = {str(step.get("id")): k for k, step in enumerate(plan)}
+    calls.sort(key=lambda node_call: written.get(node_call[0] or "", len(written)))  # stable: react's stay
+    position = {int(node): k for k, (node, _) in enumerate(calls, start=1) if node and node.isdigit()}
 
     def rewrite(value: Any) -> Any:
         if isinstance(value, str):
@@ -211,66 +231,106 @@ def plan_to_calls(text: str) -> list[dict[str, Any]]:
             return [rewrite(v) for v in value]
         return value
 
-    return [{"name": step.action, "arguments": rewrite(step.arguments)} for step in plan.steps]
+    return [{"name": call.name, "arguments": rewrite(call.arguments)} for _, call in calls]
 
 
-async def answer(system: str, backend: Backend, item: dict[str, Any], mode: str = "sequential") -> dict[str, Any]:
-    request = dag_plan_request(item) if mode == "dag" else nestful_request(item)
+def agent_label(planner: str) -> str:
+    return f"{ENGINE_LABEL} ({planner})"
+
+
+async def agent_answer(backend: Backend, item: dict[str, Any], config: Config, planner: str) -> dict[str, Any]:
+    """One request through the agent in a dry run, scored. Never raises."""
+    from toolkit.runtime.build import build_agent
+
+    label = agent_label(planner)
     try:
-        response = await backend.generate(request)
+        agent = build_agent(backend, functions=item["functions"], planner=planner, dry_run=True, config=config)
+    except ValueError as exc:  # a function NESTFUL defines that can't be declared: scored, reported
+        return _scored(label, item, [], f"setup: {exc}")
+    try:
+        result = await agent.arun(item["input"], task_id=item["id"])
+    finally:
+        await agent.executor.aclose()  # not agent.aclose(): the backend is shared
+    calls = as_sequence(result)
+    error = result.error if not calls and result.status != "ok" else None
+    return {
+        **_scored(label, item, calls, error),
+        "model_calls": sum(1 for e in result.trace if e.kind == "model_call"),
+        "seconds": round(result.wall_s, 3),
+    }
+
+
+async def baseline_answer(system: str, backend: Backend, item: dict[str, Any]) -> dict[str, Any]:
+    """The baseline: the whole sequence as tool calls in one request. Never raises."""
+    try:
+        response = await backend.generate(nestful_request(item))
     except Exception as exc:  # noqa: BLE001 - scored as an empty, unparseable answer
         response = LLMResponse(finish_reason="error", parse_error=f"{type(exc).__name__}: {exc}")
-    calls: list[dict[str, Any]] = []
-    if mode == "dag" and not response.parse_error and not response.text.strip() and response.tool_calls:
-        mode = "sequential"  # a backend that answers with native calls (as the dag planner accepts too)
-    if mode == "dag" and not response.parse_error:
-        try:
-            calls = plan_to_calls(response.text)
-        except ValueError as exc:
-            response.parse_error = f"the plan could not be read: {exc}"[:300]
-    elif not response.parse_error:
-        calls = [{"name": c.name, "arguments": c.arguments} for c in response.tool_calls]
+    calls = [] if response.parse_error else [{"name": c.name, "arguments": c.arguments} for c in response.tool_calls]
+    return _scored(system, item, calls, response.parse_error)
+
+
+def _scored(system: str, item: dict[str, Any], calls: list[dict[str, Any]], error: str | None) -> dict[str, Any]:
     return {
         "id": item["id"],
         "system": system,
         "calls": calls,
-        "unparseable": response.parse_error is not None,
-        "parse_error": response.parse_error,
+        "unparseable": error is not None,
+        "parse_error": error,
         **score_sequence(calls, item["gold"]),
     }
 
 
 async def run_nestful(
-    limit: int | None = 20,
+    selection: Selection | None = None,
     model: str | None = None,
     data_dir: str | None = None,
-    planner: str = "both",
+    planners: tuple[str, ...] | list[str] = ("dag", "react"),
     progress: Progress | None = None,
     engine: Backend | None = None,
     baseline: Backend | None = None,
     concurrency: int = 4,
     side_by_side: bool = True,
 ) -> EvalReport:
-    """`planner`: dag (the dag planner's first plan), sequential (calls in one request) or both.
-    `side_by_side`: every system answers at the same time (the engine's two through its batching),
-    the engine's and the baseline's llama.cpp contexts on half the cores each; False: one after
-    the other, each on all cores."""
-    if planner not in ("dag", "sequential", "both"):
-        raise ValueError(f"--planner must be dag, sequential or both, not {planner!r}")
-    items = load_nestful(data_dir, limit)
+    """`planners`: the agent's planners, a column each (dag: its first plan is the sequence;
+    react: its first turn's calls). `side_by_side`: every system answers at the same time (the
+    agents through the engine's batching), the engine's and the baseline's llama.cpp contexts on
+    half the cores each; False: one after the other, each on all cores."""
+    from toolkit.planner import make_planner
+
+    if not planners:
+        raise ValueError("no planner given")
+    for planner in planners:
+        make_planner(planner)  # an unknown planner: a clear error before any model loads
+    selection = selection or Selection(limit=20)
+    items = load_nestful(data_dir, selection=selection)
+    config = load_config()
     engine, baseline = engine_and_baseline(model, side_by_side, engine, baseline)
-    systems_run = [(DAG_LABEL, engine, "dag")] if planner in ("dag", "both") else []
-    systems_run += [(SEQUENTIAL_LABEL, engine, "sequential")] if planner in ("sequential", "both") else []
-    systems_run.append((baseline.name, baseline, "sequential"))
-    systems = [label for label, _, _ in systems_run]
+    systems = [*(agent_label(p) for p in planners), baseline.name]
     runs = [
         (
-            label,
-            lambda b=backend, s=label, m=mode: run_all(
-                f"nestful · {s}", items, lambda i: answer(s, b, i, m), progress, concurrency
+            agent_label(planner),
+            lambda p=planner: run_all(
+                f"nestful · {agent_label(p)}",
+                items,
+                lambda i: agent_answer(engine, i, config, p),
+                progress,
+                concurrency,
             ),
         )
-        for label, backend, mode in systems_run
+        for planner in planners
+    ]
+    runs += [
+        (
+            baseline.name,
+            lambda: run_all(
+                f"nestful · {baseline.name}",
+                items,
+                lambda i: baseline_answer(baseline.name, baseline, i),
+                progress,
+                concurrency,
+            ),
+        ),
     ]
     try:
         results, wall = await run_systems(runs, side_by_side)
@@ -290,10 +350,12 @@ async def run_nestful(
             values[system] = sum(float(v) for v in mine) / len(mine) if mine else None
         rows.append(ReportRow(name=title, n=len(items), values=values, unit="%"))
     notes = [
-        f"{len(items)} questions interleaved from NESTFUL's executable, glaive and sgd files; "
+        f"{ENGINE_LABEL} (P): toolkit.runtime.build.build_agent(model, functions=<the tools offered>, planner=P, "
+        "dry_run=True).arun(<the request>), i.e. `toolkit run REQUEST --functions F --planner P --dry-run`; its "
+        "recorded calls in plan order, references rewritten to $var<k>$ (react: its first turn's calls).",
+        f"{selection.describe()} Of NESTFUL's executable, glaive and sgd files, interleaved; "
         f"tools offered: the gold functions plus {DISTRACTORS} others from the same spec.",
-        "dag plan: the dag planner's plan request (its prompt and plan schema), steps in plan order; "
-        "sequential calls: the whole sequence as tool calls in one constrained request (the i-th is var<i>).",
+        "Baseline: the whole sequence as tool calls in one request (nestful_request: the i-th call is var<i>).",
         systems_note(side_by_side),
     ]
     missing = [i["id"] for i in items if i["missing"]]
@@ -308,5 +370,6 @@ async def run_nestful(
         rows=rows,
         items=results,
         wall_s=wall,
+        ids=[i["id"] for i in items],
         notes=notes,
     )

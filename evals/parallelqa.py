@@ -1,5 +1,11 @@
 """`toolkit eval parallelqa`: LLMCompiler's ParallelQA with search and math tools, dag vs react.
 
+Both systems are the agent as `toolkit run QUESTION --tools search,math.calculate --planner P
+--max-steps 6 --approve auto` builds it (`toolkit.runtime.build.build_agent`), with the search
+tool's settings pointed at the local index below (as a user's config `tools: {search: {backend:
+local, index: ...}}` would): react is the default planner, dag the planner this suite is about.
+`--approve auto` because search is annotated open_world, which a non-interactive run denies.
+
 Each question compares or combines figures about two or more entities (e.g. "If the Mariana
 Trench were 20% shallower and the Puerto Rico Trench 20% deeper, which would be shallower?"), so
 its searches can run in parallel: the dag planner should be faster than react at equal accuracy.
@@ -31,10 +37,12 @@ from typing import Any
 from rich.progress import Progress
 
 from evals.runner import EvalReport, ReportRow, model_label, run_all, suite_dir
+from evals.sampling import Selection
 from toolkit.models import Backend, load_backend
 
 CORPUS = Path(__file__).resolve().parent / "parallelqa_corpus"
 PLANNERS = ("dag", "react")
+TOOLS = ["search", "math.calculate"]
 INSTRUCTION = "Answer briefly: give the entity name, or the number, as the final answer."
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
@@ -68,20 +76,39 @@ def compare_answer(answer: str | None, label: str) -> bool:
     return bool(wanted) and (got == wanted or re.search(rf"\b{re.escape(wanted)}\b", got) is not None)
 
 
-def load_parallelqa(data_dir: str | None, limit: int | None) -> list[dict[str, Any]]:
+def load_parallelqa(
+    data_dir: str | None, limit: int | None = None, selection: Selection | None = None
+) -> list[dict[str, Any]]:
+    """The selected questions (`limit` alone: the first N); ids are the dataset's own ("1".."113")."""
     folder = suite_dir(data_dir, "llmcompiler", "parallelqa_dataset.json")
     rows = json.loads((folder / "parallelqa_dataset.json").read_text(encoding="utf-8"))
-    return rows[: limit or None]
+    return (selection or Selection(limit=limit)).apply(rows, lambda row: str(row["id"]))
+
+
+def search_settings(index_dir: Path) -> dict[str, dict[str, Any]]:
+    """Tool settings that point search at a local index of the fixture corpus (built here)."""
+    from toolkit.tools.search.local import build_index
+
+    index = index_dir / "parallelqa.sqlite"
+    build_index(CORPUS, index)
+    return {"search": {"backend": "local", "index": str(index)}}
 
 
 def build_registry(index_dir: Path) -> Any:
     """Built-in tools, with search pointed at a local index of the fixture corpus."""
     from toolkit.registry import ToolRegistry
-    from toolkit.tools.search.local import build_index
 
-    index = index_dir / "parallelqa.sqlite"
-    build_index(CORPUS, index)
-    return ToolRegistry.default([], tool_settings={"search": {"backend": "local", "index": str(index)}})
+    return ToolRegistry.default([], tool_settings=search_settings(index_dir))
+
+
+def build_planner_agent(backend: Backend, planner: str, settings: dict[str, dict[str, Any]], max_steps: int) -> Any:
+    """The agent `toolkit run Q --tools search,math.calculate --planner P --max-steps N --approve auto`
+    builds, on a loaded backend, search pointed at the local index (`settings`)."""
+    from toolkit.runtime.build import build_agent
+
+    return build_agent(
+        backend, tools=TOOLS, planner=planner, max_steps=max_steps, approve="auto", tool_settings=settings
+    )
 
 
 async def answer(agent: Any, planner: str, item: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +129,7 @@ async def answer(agent: Any, planner: str, item: dict[str, Any]) -> dict[str, An
 
 
 async def run_parallelqa(
-    limit: int | None = 20,
+    selection: Selection | None = None,
     model: str | None = None,
     data_dir: str | None = None,
     progress: Progress | None = None,
@@ -110,24 +137,17 @@ async def run_parallelqa(
     max_steps: int = 6,
 ) -> EvalReport:
     """Both planners on the same questions, one question at a time (wall time is the point)."""
-    from toolkit.runtime.agent import Agent
-
-    items = load_parallelqa(data_dir, limit)
+    selection = selection or Selection(limit=20)
+    items = load_parallelqa(data_dir, selection=selection)
     backend = backend or load_backend(model)
     systems = [f"{p} planner" for p in PLANNERS]
     results: list[dict[str, Any]] = []
     wall: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="parallelqa-index-") as tmp:
-        registry = build_registry(Path(tmp))
+        settings = search_settings(Path(tmp))
         try:
             for planner, label in zip(PLANNERS, systems, strict=True):
-                agent = Agent(
-                    model=backend,
-                    tools=registry,
-                    tool_names=["search", "math.calculate"],
-                    planner=planner,
-                    max_steps=max_steps,
-                )
+                agent = build_planner_agent(backend, planner, settings, max_steps)
                 try:
                     done, seconds = await run_all(
                         f"parallelqa · {label}", items, lambda i, a=agent, p=label: answer(a, p, i), progress, 1
@@ -164,9 +184,14 @@ async def run_parallelqa(
         ),
     ]
     react, dag = wall.get(systems[1]), wall.get(systems[0])
+    covered = sorted(corpus_entities())
     notes = [
+        f"Each planner: toolkit.runtime.build.build_agent(model, tools={TOOLS}, planner=P, max_steps={max_steps}, "
+        "approve='auto', tool_settings=<search: local index>).arun(<question + instruction>), i.e. `toolkit run "
+        f"QUESTION --tools search,math.calculate --planner P --max-steps {max_steps} --approve auto`.",
+        f"{selection.describe()} Of LLMCompiler's ParallelQA questions.",
         "Search is a local BM25 index over evals/parallelqa_corpus/, a fixture corpus written for this eval "
-        "(one page per entity of the first 20 questions); it is not Wikipedia.",
+        f"({len(covered)} pages); it is not Wikipedia, and a question about entities it lacks finds nothing.",
         "Text answers count when the reply contains the normalised label; numeric ones when its last number is within 10%.",
     ]
     if react and dag:
@@ -178,8 +203,14 @@ async def run_parallelqa(
         rows=rows,
         items=results,
         wall_s=wall,
+        ids=[str(i["id"]) for i in items],
         notes=notes,
     )
+
+
+def corpus_entities() -> list[str]:
+    """The pages of the fixture corpus (one per entity)."""
+    return [p.stem for p in CORPUS.glob("*.md")]
 
 
 def _mean_len(results: list[dict[str, Any]], system: str, key: str) -> float | None:

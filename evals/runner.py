@@ -39,6 +39,7 @@ class EvalReport(BaseModel):
     items: list[dict[str, Any]] = Field(default_factory=list)  # per question, per system
     notes: list[str] = Field(default_factory=list)
     wall_s: dict[str, float] = Field(default_factory=dict)  # per system
+    ids: list[str] = Field(default_factory=list)  # the items scored, in order
 
     def row(self, name: str) -> ReportRow:
         return next(r for r in self.rows if r.name == name)
@@ -58,6 +59,8 @@ class EvalReport(BaseModel):
         wall = ", ".join(f"{s}: {t:.1f} s" for s, t in self.wall_s.items())
         tail = [f"\nWall time: {wall}."] if wall else []
         tail += [f"- {note}" for note in self.notes]
+        if self.ids:
+            tail.append(f"- Ids scored ({len(self.ids)}): {', '.join(self.ids)}.")
         return head + "\n".join(lines) + "\n" + "\n".join(tail) + "\n"
 
     def write(self, path: str | Path) -> tuple[Path, Path]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from evals.bfcl import CATEGORIES, check, load_category, normalise_string
-from evals.bfcl.data import DataNotFound, find_data_dir, to_tool_specs
+from evals.bfcl.data import SUPPORTED, DataNotFound, find_data_dir, task_text, to_tool_specs
 from evals.bfcl.gold import PERTURBATIONS, gold_calls, perturb
 
 FUNCTION = {
@@ -42,25 +42,44 @@ def simple(arguments: dict) -> bool:
 
 @pytest.fixture(scope="module")
 def questions(evaldata):
-    return {category: load_category(category, evaldata) for category in CATEGORIES}
+    return {category: load_category(category, evaldata) for category in SUPPORTED}
 
 
-@pytest.mark.parametrize("category", CATEGORIES)
+# live questions whose gold calls, built from the possible answers, fail BFCL's official checker
+# too (evals/bfcl_official_compare.py --categories live_...: 7,232/7,232 verdicts agree): a
+# required parameter with no possible value, or a possible answer naming a parameter the function
+# lacks. No answer can be right on them.
+UNANSWERABLE = {
+    "live_simple_106-63-0",
+    "live_simple_112-68-0",
+    "live_multiple_507-149-4",
+    "live_multiple_862-181-3",
+    "live_multiple_964-207-0",
+}
+
+
+@pytest.mark.parametrize("category", SUPPORTED)
 def test_gold_calls_score_100_percent(questions, category):
     failures = [q.id for q in questions[category] if not check(category, q.functions, gold_calls(q), q.answers).valid]
-    assert len(questions[category]) >= 200
-    assert failures == []
+    assert len(questions[category]) >= (200 if category in CATEGORIES else 15)
+    assert set(failures) == {i for i in UNANSWERABLE if i.startswith(category + "_")}
 
 
 @pytest.mark.parametrize("kind", PERTURBATIONS)
-@pytest.mark.parametrize("category", CATEGORIES)
+@pytest.mark.parametrize("category", SUPPORTED)
 def test_perturbed_calls_score_0_percent(questions, category, kind):
     perturbed = [(q, perturb(q, kind)) for q in questions[category]]
     applicable = [(q, calls) for q, calls in perturbed if calls is not None]
-    if category == "irrelevance" and kind != "extra_call":
+    if category.endswith("irrelevance") and kind != "extra_call":
         assert applicable == []  # only a call where none is wanted can be wrong there
         return
-    assert len(applicable) == len(questions[category])
+    if category == "live_relevance" and kind != PERTURBATIONS[0]:
+        assert applicable == []  # only no call can be wrong there
+        return
+    if category in CATEGORIES:
+        assert len(applicable) == len(questions[category])
+    else:  # a live question's answer may have no value of the kind to change
+        assert len(applicable) >= len(questions[category]) // 2
     passing = [q.id for q, calls in applicable if check(category, q.functions, calls, q.answers).valid]
     assert passing == []
 
@@ -132,31 +151,14 @@ def test_missing_data_gives_a_clear_error(tmp_path):
         find_data_dir(tmp_path)
 
 
-def test_tool_turns_collect_calls_until_the_model_answers_and_cap_follow_ups():
-    """The engine's tool-turns mode: further turns until an answer; follow-ups, whose answers are
-    thrown away, get a small token budget."""
-    import asyncio
+def test_relevance_means_some_call():
+    assert check("live_relevance", [FUNCTION], [{"geo.distance": {}}], None).valid
+    assert not check("live_relevance", [FUNCTION], [], None).valid
 
-    from evals.bfcl.engine import FOLLOW_UP_MAX_TOKENS, tool_turns
-    from toolkit.models.scripted import ScriptedBackend
-    from toolkit.types import LLMRequest, Message, Sampling, ToolSpec
 
-    spec = ToolSpec(
-        name="area", description="Area.", parameters={"type": "object", "properties": {"r": {"type": "number"}}}
-    )
-    backend = ScriptedBackend(
-        [
-            {"tool_calls": [{"name": "area", "arguments": {"r": 1}}]},
-            {"tool_calls": [{"name": "area", "arguments": {"r": 2}}]},
-            {"text": "done"},
-        ]
-    )
-    backend.record_requests = True
-    request = LLMRequest(
-        messages=[Message(role="user", content="Areas for r=1 and r=2")],
-        tools=[spec],
-        sampling=Sampling(max_tokens=256),
-    )
-    response = asyncio.run(tool_turns(backend, request, max_calls=4))
-    assert [c.arguments for c in response.tool_calls] == [{"r": 1}, {"r": 2}]
-    assert [r.sampling.max_tokens for r in backend.requests] == [256, FOLLOW_UP_MAX_TOKENS, FOLLOW_UP_MAX_TOKENS]
+def test_a_question_with_a_system_message_becomes_one_task_with_roles(questions):
+    with_system = next(q for q in questions["live_simple"] if len(q.messages) > 1)
+    text = task_text(with_system)
+    assert text.startswith("system: ") and "\n\nuser: " in text
+    plain = questions["simple_python"][0]
+    assert task_text(plain) == plain.messages[0]["content"]

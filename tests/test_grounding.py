@@ -1,8 +1,8 @@
-"""Numbers in call arguments mended against the numbers the request writes (toolkit.grounding)."""
+"""Numbers in call arguments mended against the request's numbers (evals.experiments.grounding, an experiment)."""
 
 from __future__ import annotations
 
-from toolkit.grounding import ground_number, ground_numbers, written_numbers
+from evals.experiments.grounding import ground_number, ground_numbers, written_numbers
 from toolkit.types import ToolCall
 
 

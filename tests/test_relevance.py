@@ -1,8 +1,8 @@
-"""toolkit.relevance: whether a request names a tool, and which listed calls add nothing."""
+"""evals.experiments.relevance (an experiment): whether a request names a tool, which listed calls add nothing."""
 
 from __future__ import annotations
 
-from toolkit.relevance import by_name_words, drop_redundant_calls, in_request, named_tools, relevance
+from evals.experiments.relevance import by_name_words, drop_redundant_calls, in_request, named_tools, relevance
 from toolkit.types import ToolCall, ToolSpec
 
 

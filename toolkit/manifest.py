@@ -223,9 +223,29 @@ def read_document(path: Path) -> Any:
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
+# parsed manifests by (file, mtime, size): parsing YAML and checking every action's JSON Schema
+# took ~0.2 s a file on the development VM, and some callers build a registry per task (evals)
+_PARSED: dict[tuple[str, int, int], Manifest] = {}
+_PARSED_MAX = 256
+
+
 def load_manifest(path: str | Path) -> Manifest:
+    """The manifest in a file; a file unchanged since it was last parsed is not parsed again
+    (each caller gets its own copy, so one registry's changes never reach another's)."""
     path = Path(path)
-    return parse_manifest(read_document(path), str(path))
+    try:
+        stat = path.stat()
+        key: tuple[str, int, int] | None = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        key = None  # read_document reports the problem
+    if key is not None and key in _PARSED:
+        return _PARSED[key].model_copy(deep=True)
+    manifest = parse_manifest(read_document(path), str(path))
+    if key is not None:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.pop(next(iter(_PARSED)))
+        _PARSED[key] = manifest.model_copy(deep=True)
+    return manifest
 
 
 def manifest_files(folder: Path) -> list[Path]:

@@ -88,6 +88,10 @@ class ToolRegistry:
         self.tool_settings = tool_settings or {}
         self.environ = environ if environ is not None else dict(os.environ)
         self.lock = lock  # pinned content hashes; a tool that changed since is refused
+        # declared functions keep their own names (`ChaDri.change_drink`), which tool names can't
+        # hold: their own name -> the `tool.action` registered for them (toolkit/interop/functions.py)
+        self.aliases: dict[str, str] = {}
+        self._alias_of: dict[str, str] = {}  # the reverse: `tool.action` -> the name the model sees
 
     @classmethod
     def default(
@@ -214,6 +218,13 @@ class ToolRegistry:
         source = f"@tool {fn.__module__}.{fn.__qualname__}"
         return self.add_manifest(manifest, source=source, bindings={manifest.actions[0].name: FunctionBinding(fn)})
 
+    def add_alias(self, public: str, qualified: str) -> None:
+        """Offer the action `qualified` to models as `public`, and resolve `public` to it."""
+        if public in self.aliases or any(s.name == public for s in self.specs()):
+            raise ValueError(f"an action named {public!r} is already registered")
+        self.aliases[public] = qualified
+        self._alias_of[qualified] = public
+
     # ---- lookup --------------------------------------------------------------------------
 
     def secret_env_names(self) -> set[str]:
@@ -224,8 +235,8 @@ class ToolRegistry:
         return [t for t in self.tools.values() if t.available]
 
     def resolve(self, name: str) -> ResolvedAction:
-        """`tool.action` (or `tool` alone for a one-action tool) to its binding."""
-        tool_name, action_name = split_name(name)
+        """`tool.action` (or `tool` alone for a one-action tool, or an alias) to its binding."""
+        tool_name, action_name = split_name(self.aliases.get(name, name))
         tool = self.tools.get(tool_name)
         if tool is None:
             raise UnknownToolError(f"no tool named {tool_name!r}; known: {', '.join(sorted(self.tools)) or 'none'}")
@@ -247,9 +258,10 @@ class ToolRegistry:
         for tool in self.available():
             for action in tool.manifest.actions:
                 qualified = qualified_name(tool.name, action.name)
-                if wanted is not None and not wanted & {tool.name, qualified, f"{tool.name}.{action.name}"}:
+                public = self._alias_of.get(qualified, qualified)
+                if wanted is not None and not wanted & {tool.name, qualified, f"{tool.name}.{action.name}", public}:
                     continue
-                out.append(action_spec(tool.manifest, action))
+                out.append(action_spec(tool.manifest, action, public))
         return out
 
     def to_openai(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
@@ -269,9 +281,9 @@ class ToolRegistry:
         return add_langchain_tool(self, tool, **options)
 
 
-def action_spec(manifest: Manifest, action: Action) -> ToolSpec:
+def action_spec(manifest: Manifest, action: Action, name: str | None = None) -> ToolSpec:
     return ToolSpec(
-        name=qualified_name(manifest.name, action.name),
+        name=name or qualified_name(manifest.name, action.name),
         description=action.description,
         parameters=action.input_schema,
         examples=[e.model_dump() for e in action.examples],

@@ -212,6 +212,7 @@ class TaskResult(BaseModel):
     trace: list[TraceEvent] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     wall_s: float = 0.0
+    dry_run: bool = False  # the calls were recorded, not run (Agent(dry_run=True))
 
     @property
     def observations(self) -> list[Observation]:

@@ -15,7 +15,8 @@ because a score is only comparable if it is computed the same way:
 - `""` among a parameter's possible answers marks it optional;
 - `parallel*` categories match calls to answers in any order (greedily, answer by answer);
   `multiple` expects one call; others expect exactly one call of the one function;
-- `irrelevance` (and `live_irrelevance`) is right when there is no call at all.
+- `irrelevance` (and `live_irrelevance`) is right when there is no call at all; `live_relevance`
+  when there is at least one (any call: BFCL has no possible answers for it).
 
 `evals/bfcl_official_compare.py` checks this module verdict for verdict against the official one.
 """
@@ -249,6 +250,10 @@ def is_irrelevance(category: str) -> bool:
     return "irrelevance" in category
 
 
+def is_relevance(category: str) -> bool:
+    return "relevance" in category and not is_irrelevance(category)
+
+
 def check(
     category: str, functions: list[dict[str, Any]], calls: list[Call], answers: list[dict[str, Any]] | None
 ) -> Verdict:
@@ -257,6 +262,8 @@ def check(
         if calls:
             return fail("irrelevance:contains_call", f"Made {len(calls)} call(s) where none was wanted")
         return OK
+    if is_relevance(category):
+        return OK if calls else fail("relevance:no_call", "Made no call where one was wanted")
     if answers is None:
         raise ValueError(f"category {category!r} needs possible answers")
     if "parallel" in category:

@@ -19,6 +19,17 @@ from pydantic import BaseModel
 from toolkit.types import Message, ToolSpec
 
 CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
+# BFCL's live categories (user-contributed questions) the AST checker scores; live_relevance is
+# right when the model calls at all, whatever the call
+LIVE_CATEGORIES = (
+    "live_simple",
+    "live_multiple",
+    "live_parallel",
+    "live_parallel_multiple",
+    "live_irrelevance",
+    "live_relevance",
+)
+SUPPORTED = CATEGORIES + LIVE_CATEGORIES
 
 
 class DataNotFound(Exception):
@@ -79,17 +90,22 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
+def has_no_answers(category: str) -> bool:
+    """(Ir)relevance questions are scored on whether there is a call, not on possible answers."""
+    return "relevance" in category
+
+
 def load_category(category: str, data_dir: str | Path | None = None, limit: int | None = None) -> list[Question]:
     """The first `limit` questions of a category with their possible answers."""
     folder = find_data_dir(data_dir)
     entries = _read_jsonl(_category_file(folder, category))[: limit or None]
     answers: dict[str, list[dict[str, Any]]] = {}
-    if "irrelevance" not in category:
+    if not has_no_answers(category):
         answer_file = _category_file(folder / "possible_answer", category)
         answers = {row["id"]: row["ground_truth"] for row in _read_jsonl(answer_file)}
     questions = []
     for entry in entries:
-        if "irrelevance" not in category and entry["id"] not in answers:
+        if not has_no_answers(category) and entry["id"] not in answers:
             raise DataNotFound(f"no possible answer for {entry['id']} in {folder / 'possible_answer'}")
         questions.append(
             Question(
@@ -130,18 +146,32 @@ def to_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def to_tool_specs(functions: list[dict[str, Any]]) -> list[ToolSpec]:
-    """BFCL's functions as the ToolSpecs a backend is given (they are never executed)."""
-    specs = []
+def to_function_definitions(functions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """BFCL's functions as OpenAI-format definitions (JSON Schema parameters), the shape
+    `toolkit run --functions` reads."""
+    definitions = []
     for function in functions:
         parameters = to_json_schema(function.get("parameters") or {"type": "dict", "properties": {}})
         parameters["type"] = "object"
         parameters.setdefault("properties", {})
-        specs.append(
-            ToolSpec(name=function["name"], description=function.get("description", ""), parameters=parameters)
+        definitions.append(
+            {"name": function["name"], "description": function.get("description", ""), "parameters": parameters}
         )
-    return specs
+    return definitions
+
+
+def to_tool_specs(functions: list[dict[str, Any]]) -> list[ToolSpec]:
+    """BFCL's functions as the ToolSpecs a backend is given (the baseline's request)."""
+    return [ToolSpec(**definition) for definition in to_function_definitions(functions)]
 
 
 def to_messages(question: Question) -> list[Message]:
     return [Message(role=m["role"], content=m.get("content") or "") for m in question.messages]
+
+
+def task_text(question: Question) -> str:
+    """The question as one task for the agent: the user's words; when BFCL gives a system message
+    or earlier turns too (4% of the live questions), every message on its own line, role first."""
+    if len(question.messages) == 1:
+        return question.messages[0].get("content") or ""
+    return "\n\n".join(f"{m['role']}: {m.get('content') or ''}" for m in question.messages)

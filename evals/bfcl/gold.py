@@ -10,7 +10,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from evals.bfcl.checker import PYTHON_TYPES, Call, is_irrelevance
+from evals.bfcl.checker import PYTHON_TYPES, Call, is_irrelevance, is_relevance
 from evals.bfcl.data import Question
 
 PERTURBATIONS = ("wrong_value", "wrong_type", "missing_required", "extra_call")
@@ -20,7 +20,9 @@ def _gold_value(option: Any) -> Any:
     """Dict answers hold options per key (a list of dicts, per dict): take the first of each."""
     if isinstance(option, dict):
         return {
-            key: _gold_value(chosen[0]) for key, values in option.items() if (chosen := [v for v in values if v != ""])
+            key: _gold_value(chosen[0])
+            for key, values in option.items()
+            if (chosen := [v for v in values if v != ""] if isinstance(values, list) else [values])
         }
     if isinstance(option, list) and option and all(isinstance(item, dict) for item in option):
         return [_gold_value(item) for item in option]
@@ -28,9 +30,13 @@ def _gold_value(option: Any) -> Any:
 
 
 def gold_calls(question: Question) -> list[Call]:
-    """The first possible value of every parameter; parameters that may be omitted ("" only) are."""
+    """The first possible value of every parameter; parameters that may be omitted ("" only) are.
+    Relevance questions have no possible answers (any call is right): a call of the first function."""
     if is_irrelevance(question.category):
         return []
+    if is_relevance(question.category):
+        call = _any_call(question)
+        return [call] if call else []
     calls = []
     for answer in question.answers or []:
         name, options_by_param = next(iter(answer.items()))
@@ -42,6 +48,13 @@ def gold_calls(question: Question) -> list[Call]:
                 arguments[param] = _gold_value(chosen[0])
         calls.append({name: arguments})
     return calls
+
+
+def _any_call(question: Question) -> Call | None:
+    if not question.functions:  # a few live_irrelevance questions offer none
+        return None
+    function = question.functions[0]
+    return {function["name"]: {p: "zq" for p in function["parameters"].get("required", [])}}
 
 
 def _function(question: Question, name: str) -> dict[str, Any]:
@@ -95,11 +108,12 @@ def _perturb_first_param(
 
 def perturb(question: Question, kind: str) -> list[Call] | None:
     """A copy of the gold calls with one defect of `kind` (see PERTURBATIONS)."""
+    if is_relevance(question.category):  # the one wrong answer: no call
+        return [] if kind == PERTURBATIONS[0] else None
     if kind == "extra_call":
         if is_irrelevance(question.category):
-            function = question.functions[0]
-            required = function["parameters"].get("required", [])
-            return [{function["name"]: {p: "zq" for p in required}}]
+            call = _any_call(question)
+            return [call] if call else None
         calls = gold_calls(question)
         return calls + [copy.deepcopy(calls[0])]
     if is_irrelevance(question.category):

@@ -39,7 +39,7 @@ def main(cases_path: str, verdicts_path: str) -> None:
         cases = json.load(handle)
     for case in cases:
         category = case["category"]
-        if "irrelevance" in category:
+        if "relevance" in category:  # irrelevance and relevance: scored on whether there is a call
             result = eval_runner._evaluate_single_relevance_entry(
                 handler, case["key"], case["output"], case["question"], MODEL_NAME, category
             )

@@ -8,10 +8,8 @@ import typer
 from rich.console import Console
 
 from toolkit.cli.approval import ApproveOption, check_approve
-from toolkit.config import ConfigError, load_config, tool_folders
+from toolkit.config import ConfigError
 from toolkit.models import BackendError
-from toolkit.registry import ToolRegistry
-from toolkit.runtime.policy import make_approver
 from toolkit.runtime.trace import write_trace
 from toolkit.types import TraceEvent
 
@@ -70,6 +68,12 @@ def run(
         None, "--tools", help="Comma-separated tools or actions to offer (default: all available)."
     ),
     tools_path: list[str] | None = typer.Option(None, "--tools-path", help="Extra folder of manifests (repeatable)."),
+    functions: str | None = typer.Option(
+        None,
+        "--functions",
+        help="A JSON/YAML file of function definitions (OpenAI format: name, description, parameters as JSON "
+        "Schema) to offer without an implementation; needs --dry-run. Offered alone unless --tools names more.",
+    ),
     planner: str = typer.Option("react", "--planner", "-p", help="react | dag | dfsdt | webqa"),
     planner_option: list[str] | None = typer.Option(
         None,
@@ -81,26 +85,37 @@ def run(
         None, "--max-steps", help="Budget of planner steps (default: config, else 10)."
     ),
     approve: str | None = ApproveOption,
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Show the calls the agent would make, and run none: react's first turn that calls, or the dag's "
+        "whole first plan (references to earlier results kept as written). Nothing is executed or approved.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the whole result, trace included, as JSON."),
     trace: str | None = typer.Option(None, "--trace", help="Write the trace to this JSONL file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print the answer alone: no live steps."),
 ) -> None:
-    """Run one task with tools and print the answer. Steps are shown live on stderr."""
-    from toolkit.runtime.agent import Agent
+    """Run one task with tools and print the answer. Steps are shown live on stderr.
+
+    With --dry-run the answer lists the calls the agent would make (none is executed)."""
+    from toolkit.interop.functions import read_functions
+    from toolkit.runtime.build import build_agent
 
     check_approve(approve, err)
+    if functions and not dry_run:
+        err.print("error: --functions declares functions without an implementation; add --dry-run")
+        raise typer.Exit(2)
     try:
-        config = load_config()
-        registry = ToolRegistry.default(tool_folders(config, tools_path), tool_settings=config.tools)
-        agent = Agent(
-            model=model,
-            tools=registry,
-            tool_names=[t.strip() for t in tools.split(",") if t.strip()] if tools else None,
+        agent = build_agent(
+            model,
+            tools=[t.strip() for t in tools.split(",") if t.strip()] if tools else None,
+            tools_path=tools_path,
+            functions=read_functions(functions) if functions else None,
             planner=planner,
             planner_options=_planner_options(planner_option or []),
             max_steps=max_steps,
-            approver=make_approver(approve or config.approve, config.tool_overrides),  # type: ignore[arg-type]
-            config=config,
+            approve=approve,
+            dry_run=dry_run,
             on_event=None if (quiet or as_json) else show_event,
         )
         result = agent.run(task)

@@ -20,6 +20,7 @@ from toolkit.planner import Planner, make_planner
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.concurrency import bounded_as_completed
 from toolkit.runtime.context import MaxStepsReached, PlannerError, RunContext
+from toolkit.runtime.dry_run import DryRunDone, describe_calls
 from toolkit.runtime.executor import Approver, Executor
 from toolkit.runtime.secrets import redactor_for
 from toolkit.runtime.trace import EventSink, TraceRecorder
@@ -39,6 +40,9 @@ class Agent:
     approver: decides on actions annotated destructive or open_world; None lets them run.
     retrieve_k: when more than `retrieve_threshold` actions are on offer, offer only the `retrieve_k`
         that BM25 tool retrieval ranks best for the task (None or 0: offer all).
+    dry_run: record the calls the agent would make instead of running them; the task ends once
+        the planner would need their results (toolkit/runtime/dry_run.py). The result's `calls`
+        are the recorded calls, its answer lists them (or is the model's answer if it called none).
     """
 
     def __init__(
@@ -56,6 +60,7 @@ class Agent:
         executor_options: dict[str, Any] | None = None,
         retrieve_k: int | None = 8,
         retrieve_threshold: int = 64,
+        dry_run: bool = False,
     ):
         self.config = config or load_config()
         if isinstance(tools, ToolRegistry):
@@ -74,8 +79,9 @@ class Agent:
         self.on_event = on_event
         # values of every tool's auth.env variables never appear in observations, errors or traces
         self.redact = redactor_for(self.registry.secret_env_names())
+        self.dry_run = dry_run
         self.executor = Executor(
-            self.registry, approver=approver, **{"redact": self.redact, **(executor_options or {})}
+            self.registry, approver=approver, **{"redact": self.redact, "dry_run": dry_run, **(executor_options or {})}
         )
         self.retrieve_k = retrieve_k
         self.retrieve_threshold = retrieve_threshold
@@ -117,7 +123,9 @@ class Agent:
         task = clean_text(task)  # a task from JSON may hold lone surrogates; results must serialise
         sink: EventSink | None = (lambda e: self.on_event(task_id, e)) if self.on_event else None  # type: ignore[misc]
         trace = TraceRecorder(sink, redact=self.redact)
-        result = TaskResult(task_id=task_id, task=task, planner=self.planner.name, model=self.model_name)
+        result = TaskResult(
+            task_id=task_id, task=task, planner=self.planner.name, model=self.model_name, dry_run=self.dry_run
+        )
         started = time.perf_counter()
         trace.emit("task_start", text=task)
         ctx: RunContext | None = None
@@ -133,8 +141,12 @@ class Agent:
                 max_steps=max_steps or self.max_steps,
                 session_id=task_id,
                 redact=self.redact,
+                dry_run=self.dry_run,
             )
             result.answer = await self.planner.run(ctx)
+            trace.emit("answer", text=result.answer)
+        except DryRunDone:
+            result.answer = describe_calls(ctx.keep_recorded_calls()) if ctx is not None else None
             trace.emit("answer", text=result.answer)
         except MaxStepsReached as exc:
             result.status, result.error = "max_steps", str(exc)

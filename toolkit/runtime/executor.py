@@ -19,6 +19,7 @@ from toolkit.bindings import ToolContext, ToolInputError
 from toolkit.models.parsing import clean_text
 from toolkit.registry import ResolvedAction, ToolRegistry, UnavailableToolError, UnknownToolError
 from toolkit.runtime.deadlines import cut_off_after
+from toolkit.runtime.dry_run import dry_run_observation
 from toolkit.runtime.flat_schema import FlatCheck, flat_check
 from toolkit.runtime.secrets import redactor_for
 from toolkit.types import ErrorCode, Observation, ToolCall
@@ -67,8 +68,11 @@ class Executor:
         retry_backoff_s: float = 0.2,
         approver: Approver | None = None,
         redact: Callable[[str], str] | None = None,
+        dry_run: bool = False,
     ):
         self.registry = registry
+        # a dry run records calls and runs none (toolkit/runtime/dry_run.py)
+        self.dry_run = dry_run
         self.max_output_chars = max_output_chars
         self.max_retries = max_retries
         self.retry_backoff_s = retry_backoff_s
@@ -123,6 +127,11 @@ class Executor:
             return self._fail(call, ErrorCode.unavailable, str(exc), started)
         if not isinstance(call.arguments, dict):
             return self._fail(call, ErrorCode.invalid_arguments, "arguments must be a JSON object", started)
+        if self.dry_run:
+            # the arguments as the planner wrote them: a dag step's may still hold references
+            # to results that do not exist (`$1`), so they are not validated here
+            asks = self.approver is not None and needs_approval(resolved)
+            return dry_run_observation(call, "a real run would ask for approval first" if asks else "")
         errors = (
             []
             if self._certainly_valid(resolved, call.arguments)

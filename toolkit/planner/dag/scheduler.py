@@ -124,6 +124,12 @@ class StepScheduler:
                     task.add_done_callback(self._tasks.discard)
 
     async def _run(self, state: StepState) -> None:
+        if self.ctx.dry_run:  # no step has a result: the call keeps its references as written
+            state.call = ToolCall(id=new_id("step"), name=state.step.action, arguments=state.step.arguments)
+            state.observation = await self.ctx.execute_one(state.call, step=self.step_index, node=str(state.step.id))
+            state.status = "done" if state.observation.ok else "failed"
+            self._dispatch_ready()
+            return
         try:
             arguments = resolve(
                 state.step.arguments, {i: s.value for i, s in self.states.items() if s.status == "done"}

@@ -1,4 +1,5 @@
-"""Numbers in a call's arguments checked against the numbers the request writes.
+"""Numbers in a call's arguments checked against the numbers the request writes. An experiment,
+not the product path (evals/experiments/__init__.py says why).
 
 A small model copying a number from the request into a JSON argument slips in two ways the
 request itself can mend: it stops at a thousands separator or early in a long number

@@ -1,5 +1,6 @@
 """Lexical evidence about tool calls: does a request name one of the tools, and does a further call
-in a list add anything the calls before it did not.
+in a list add anything the calls before it did not. An experiment, not the product path
+(evals/experiments/__init__.py says why).
 
 Tiny models judge both badly. On BFCL (200 questions a category), whether any offered function's
 name shares two or more words with the question separates the categories that need a call from
