@@ -63,11 +63,13 @@ def installed() -> dict[str, str]:
     return {canonical(d.metadata["Name"]): public(d.version) for d in importlib.metadata.distributions()}
 
 
-def differences(lock: dict[str, str], env: dict[str, str], project: str) -> list[str]:
-    """One line per package where this environment and the lock disagree."""
+def differences(lock: dict[str, str], env: dict[str, str], project: str, resolved_only: bool = False) -> list[str]:
+    """One line per package where this environment and the lock disagree. `resolved_only` leaves out what
+    `python3 -m venv` installed (pip, setuptools): a fresh resolve keeps the venv's pip where it satisfies
+    a requirement, while the lock's --ignore-installed resolution takes the newest."""
     lines = []
     for name in sorted(set(lock) | set(env)):
-        if name == project or (name in BOOTSTRAP and name not in lock):
+        if name == project or (name in BOOTSTRAP and (resolved_only or name not in lock)):
             continue
         have, pinned = env.get(name), lock.get(name)
         if have is None:
@@ -101,7 +103,7 @@ def main(argv: list[str]) -> int:
         write(Path(report), Path(lock), extras)
         return 0
     lock_path = Path(args[0])
-    found = differences(read_lock(lock_path), installed(), project="toolkit")
+    found = differences(read_lock(lock_path), installed(), project="toolkit", resolved_only=command == "diff")
     if command == "diff":
         print(f"drift: {len(found)} package(s) differ from {lock_path}" + (":" if found else ""))
         print("".join(f"  {line}\n" for line in found), end="")
