@@ -26,7 +26,7 @@ _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 
 def load_gsm8k(data_dir: str | None, limit: int | None) -> list[dict[str, Any]]:
     folder = suite_dir(data_dir, "gsm8k", "test.jsonl")
-    rows = []
+    rows: list[dict[str, Any]] = []
     with (folder / "test.jsonl").open(encoding="utf-8") as handle:
         for index, line in enumerate(handle):
             if limit is not None and len(rows) >= limit:

@@ -23,11 +23,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from toolkit.grounding import ground_numbers
 from toolkit.models import Backend
-from toolkit.models.base import supports_streaming
+from toolkit.models.base import StreamingBackend, supports_streaming
 from toolkit.models.llamacpp.prompt import signature_text
 from toolkit.models.parsing import parse_native_calls
 from toolkit.relevance import by_name_words, drop_redundant_calls, named_tools, relevance
@@ -169,7 +169,7 @@ async def list_until_repeat(backend: Backend, request: LLMRequest) -> LLMRespons
     if not supports_streaming(backend):
         return await backend.generate(request)
     items, cut, response = ListItems(), None, None
-    stream = backend.stream(request)
+    stream = cast(StreamingBackend, backend).stream(request)  # supports_streaming said so
     try:
         piece = await anext(stream)
         while True:

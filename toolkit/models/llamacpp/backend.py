@@ -30,7 +30,8 @@ import ctypes
 import json
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from pathlib import Path
 from typing import Any
 
 from toolkit.models.base import BackendError, Capabilities
@@ -93,7 +94,7 @@ class LlamaCppBackend:
         n_batch: int = 512,
         verbose: bool = False,
     ):
-        self.model = model if isinstance(model, ModelFile) else ModelFile(path=os.fspath(model), label=str(model))
+        self.model = model if isinstance(model, ModelFile) else ModelFile(path=Path(model), label=str(model))
         batching = _env_flag("TOOLKIT_LLAMACPP_BATCHING", True) if batching is None else batching
         config = EngineConfig(
             n_ctx=n_ctx, n_batch=n_batch, max_sequences=max_sequences, batching=batching, n_threads=n_threads
@@ -201,7 +202,7 @@ class LlamaCppBackend:
             return LLMResponse(finish_reason="error", parse_error=str(exc))
         return self._account(response, results, started)
 
-    async def stream(self, request: LLMRequest) -> AsyncIterator[str | LLMResponse]:
+    async def stream(self, request: LLMRequest) -> AsyncGenerator[str | LLMResponse, bool | None]:
         """Text pieces as they are decoded, then the LLMResponse. Tool turns yield only the response.
         Sent True, it stops decoding at the next step and ends with the response so far."""
         if request.tools and request.constraint is None:
@@ -262,6 +263,7 @@ class LlamaCppBackend:
 
     def _constrained_job(self, request: LLMRequest) -> Job:
         c = request.constraint
+        assert c is not None  # generate() sends only constrained requests here
         prompt = self.prompt_tokens(request, with_tools=False)
         if c.kind == "json_schema":
             grammar, _ = self.grammars.for_schema(c.json_schema or {}, budget_tokens=request.sampling.max_tokens)
@@ -289,6 +291,7 @@ class LlamaCppBackend:
             options = names + [FINAL_ANSWER]
         prompt = self.prompt_tokens(request, with_tools=True, suffix=CALL_PREFIX)
         results: list[JobResult] = []
+        name: str | None
         if len(options) == 1:
             name, chosen = options[0], self.continuation(options[0] + '"')
         else:  # stage 1: the action, decoded until only one option fits what was written
