@@ -17,7 +17,7 @@ import asyncio
 import json
 import os
 import time
-from typing import Any
+from typing import Any, cast
 
 from toolkit.models.base import Backend, Capabilities
 from toolkit.models.factory import load_backend, parse_model_string
@@ -127,7 +127,7 @@ class ChatmlFunctionCallingBaseline:
             options["tools"] = _openai_tools(request.tools)
             options["tool_choice"] = "auto"
         self._budget.start(self.timeout_s, self.token_factor * request.sampling.max_tokens)
-        return self.llm.create_chat_completion(**options)
+        return cast(dict[str, Any], self.llm.create_chat_completion(**options))  # not streamed: one dict
 
     async def generate(self, request: LLMRequest) -> LLMResponse:
         started = time.perf_counter()

@@ -101,7 +101,7 @@ def mutations(question: Question, count: int, seed: int) -> list[list[dict[str, 
 def build_cases(questions: list[Question], reports: list[Path], mutation_count: int = 0) -> list[dict[str, Any]]:
     """Every output to judge: gold, one perturbation per question, and the reports' model outputs."""
     by_id = {q.id: q for q in questions}
-    cases = []
+    cases: list[dict[str, Any]] = []
 
     def add(question: Question, source: str, output: list[dict[str, Any]] | str) -> None:
         cases.append(
@@ -126,12 +126,12 @@ def build_cases(questions: list[Question], reports: list[Path], mutation_count: 
     for report in reports:
         data = json.loads(report.read_text(encoding="utf-8"))
         for item in data.get("items", []):
-            question = by_id.get(item["id"])
-            if question is None:
+            asked = by_id.get(item["id"])
+            if asked is None:
                 continue
             # an unparseable output is text the official decoder would also fail on
             output = (item.get("text") or "unparseable output") if item.get("unparseable") else item["calls"]
-            add(question, f"model:{item['system']}", output)
+            add(asked, f"model:{item['system']}", output)
     return cases
 
 
@@ -193,9 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     by_id = {q.id: q for q in questions}
     official = official_verdicts(cases, venv)
 
-    agree = Counter()
-    total = Counter()
-    verdicts = Counter()
+    agree: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    verdicts: Counter[tuple[str, bool]] = Counter()
     disagreements = []
     for case in cases:
         source = case["source"].split(":")[0]
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                     "official_error": official[case["key"]]["error_type"],
                 }
             )
-    figures = {
+    figures: dict[str, Any] = {
         "questions": len(questions),
         "outputs": len(cases),
         "agree": sum(agree.values()),

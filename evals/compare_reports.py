@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         reports = [json.loads(Path(p).read_text(encoding="utf-8")) for p in (args.before, args.after)]
-        result = compare(*reports, system=args.system)
+        result = compare(reports[0], reports[1], system=args.system)
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

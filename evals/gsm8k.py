@@ -33,7 +33,7 @@ def load_gsm8k(
 ) -> list[dict[str, Any]]:
     """The selected problems (`limit` alone: the first N), ids `gsm8k_<line index>`."""
     folder = suite_dir(data_dir, "gsm8k", "test.jsonl")
-    rows = []
+    rows: list[dict[str, Any]] = []
     with (folder / "test.jsonl").open(encoding="utf-8") as handle:
         for index, line in enumerate(handle):
             if line.strip():

@@ -28,6 +28,7 @@ import json
 import random
 import re
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rich.progress import Progress
@@ -307,20 +308,18 @@ async def run_nestful(
     config = load_config()
     engine, baseline = engine_and_baseline(model, side_by_side, engine, baseline)
     systems = [*(agent_label(p) for p in planners), baseline.name]
-    runs = [
-        (
-            agent_label(planner),
-            lambda p=planner: run_all(
-                f"nestful · {agent_label(p)}",
-                items,
-                lambda i: agent_answer(engine, i, config, p),
-                progress,
-                concurrency,
-            ),
+
+    def agent_run(planner: str) -> Callable[[], Awaitable[tuple[list[dict[str, Any]], float]]]:
+        return lambda: run_all(
+            f"nestful · {agent_label(planner)}",
+            items,
+            lambda i: agent_answer(engine, i, config, planner),
+            progress,
+            concurrency,
         )
-        for planner in planners
-    ]
-    runs += [
+
+    runs = [(agent_label(planner), agent_run(planner)) for planner in planners]
+    runs.append(
         (
             baseline.name,
             lambda: run_all(
@@ -330,8 +329,8 @@ async def run_nestful(
                 progress,
                 concurrency,
             ),
-        ),
-    ]
+        )
+    )
     try:
         results, wall = await run_systems(runs, side_by_side)
     finally:

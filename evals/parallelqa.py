@@ -27,6 +27,7 @@ for text labels.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import string
@@ -150,7 +151,7 @@ async def run_parallelqa(
                 agent = build_planner_agent(backend, planner, settings, max_steps)
                 try:
                     done, seconds = await run_all(
-                        f"parallelqa · {label}", items, lambda i, a=agent, p=label: answer(a, p, i), progress, 1
+                        f"parallelqa · {label}", items, functools.partial(answer, agent, label), progress, 1
                     )
                 finally:
                     await agent.executor.aclose()

@@ -10,7 +10,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -155,7 +155,7 @@ async def run_all(
 
 
 async def run_systems(
-    runs: list[tuple[str, Callable[[], Awaitable[tuple[list[R], float]]]]], side_by_side: bool
+    runs: Sequence[tuple[str, Callable[[], Awaitable[tuple[list[R], float]]]]], side_by_side: bool
 ) -> tuple[list[R], dict[str, float]]:
     """Run each system's pass over the items (label, a `run_all` call): all at once when
     `side_by_side`, else one after the other. Returns every result and each system's wall time."""

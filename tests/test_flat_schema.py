@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
@@ -30,6 +31,7 @@ def flat_schemas(draw):
     return schema
 
 
+@pytest.mark.slow  # 500 examples: ~2.5 s of CPU
 @settings(max_examples=500, deadline=None)
 @given(flat_schemas(), st.dictionaries(NAMES, VALUES, max_size=4))
 def test_certainly_valid_only_when_jsonschema_agrees(schema, arguments):

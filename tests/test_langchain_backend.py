@@ -190,12 +190,11 @@ class LlamaChatModel(BaseChatModel):
 
 
 @pytest.fixture(scope="module")
-def llama_model():
-    llama_cpp = pytest.importorskip("llama_cpp")
-    from toolkit.models.llamacpp.files import default_model_path
+def llama_model(gguf_model):
+    import llama_cpp
 
     return llama_cpp.Llama(
-        model_path=str(default_model_path()),
+        model_path=str(gguf_model),
         chat_format="chatml-function-calling",
         n_ctx=2048,
         n_threads=1,

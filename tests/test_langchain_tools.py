@@ -44,3 +44,22 @@ async def test_import_a_langchain_tool_and_call_it():
     assert obs.ok and obs.content == 42
     bad = await executor.execute(ToolCall(name="multiply", arguments={"a": "six"}))
     assert bad.error == ErrorCode.invalid_arguments
+
+
+async def test_import_a_tool_whose_schema_is_a_pydantic_v1_model():
+    from langchain_core.tools import StructuredTool
+    from pydantic import v1
+
+    class WeatherArgs(v1.BaseModel):
+        city: str
+
+    def weather(city: str) -> str:
+        return f"sunny in {city}"
+
+    lc = StructuredTool.from_function(weather, name="weather", description="The weather.", args_schema=WeatherArgs)
+    registry = ToolRegistry()
+    add_langchain_tool(registry, lc, read_only=True)
+    (spec,) = registry.specs()
+    assert spec.parameters["properties"]["city"]["type"] == "string" and spec.parameters["required"] == ["city"]
+    obs = await Executor(registry).execute(ToolCall(name="weather", arguments={"city": "Oslo"}))
+    assert obs.ok and obs.content == "sunny in Oslo"

@@ -93,6 +93,7 @@ async def test_stdio_calls_results_and_errors(stdio_registry):
         await executor.aclose()
 
 
+@pytest.mark.slow  # server subprocesses started and stopped: ~4 s of CPU
 async def test_sessions_share_one_server_which_closes_with_the_last_agent(stdio_registry):
     handle = stdio_registry.tools["echo_mcp"].bindings["count"].handle
     first, second = Executor(stdio_registry), Executor(stdio_registry)
@@ -114,6 +115,7 @@ async def test_sessions_share_one_server_which_closes_with_the_last_agent(stdio_
         await third.aclose()
 
 
+@pytest.mark.slow  # a server subprocess killed and restarted: ~3.5 s of CPU
 async def test_a_server_that_dies_is_restarted_by_the_next_call(stdio_registry):
     executor = Executor(stdio_registry)
     try:
@@ -127,6 +129,7 @@ async def test_a_server_that_dies_is_restarted_by_the_next_call(stdio_registry):
         await executor.aclose()
 
 
+@pytest.mark.slow  # its own server subprocess, and a call left to time out: ~4 s of CPU
 async def test_timeout_cancels_the_call_and_the_session_survives(tmp_path):
     write_manifest(
         tmp_path,

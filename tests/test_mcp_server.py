@@ -32,6 +32,7 @@ def server_env(isolated_home: Path) -> dict[str, str]:
     return {"PYTHONPATH": str(REPO), "TOOLKIT_HOME": str(isolated_home)}
 
 
+@pytest.mark.slow  # starts `toolkit serve mcp` as a subprocess: ~4 s of CPU
 async def test_stdio_server_lists_and_calls_tools(isolated_home):
     command = serve_command("--tools", "echo,math.calculate")
     params = StdioServerParameters(command=command[0], args=command[1:], env=server_env(isolated_home), cwd=str(REPO))

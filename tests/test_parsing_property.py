@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
@@ -169,6 +170,7 @@ def check(parsed: ParsedOutput) -> None:
     parsed.to_response().model_dump_json()
 
 
+@pytest.mark.slow  # 1,000 examples: ~5 s of CPU
 @settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(output=adversarial, tool_choice=st.sampled_from(["auto", "auto", "auto", "required", "none", "clock"]))
 def test_any_model_output_becomes_calls_or_text(output: str, tool_choice: str) -> None:
@@ -221,6 +223,7 @@ bodies = (
 REQUEST = LLMRequest(messages=[Message(role="user", content="task")], tools=TOOLS)
 
 
+@pytest.mark.slow  # 300 examples: ~4 s of CPU
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=bodies, chunks=st.lists(bodies, max_size=6))
 def test_any_server_reply_becomes_a_response(body: object, chunks: list) -> None:

@@ -241,10 +241,10 @@ def test_tree_search_trace_draws_the_search_tree():
 
 
 @pytest.fixture(scope="module")
-def chromium_page():
+def chromium_page(chromium):
     playwright_api = pytest.importorskip("playwright.sync_api")
     with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         yield page
         browser.close()

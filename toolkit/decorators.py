@@ -55,7 +55,7 @@ def input_schema_from_signature(fn: Callable[..., Any], param_docs: dict[str, st
             except Exception:  # noqa: BLE001 - a default that isn't JSON just isn't shown
                 pass
         properties[name] = schema
-    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    schema = {"type": "object", "properties": properties}
     if required:
         schema["required"] = required
     return schema

@@ -24,7 +24,7 @@ because a score is only comparable if it is computed the same way:
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, Field
 
@@ -87,7 +87,8 @@ def check_type(
         for option in options:
             # each option that is a list must accept every item's type; a non-list option passes
             if type(option) is list and not all(
-                check_type(param, item, option, str(item_type), item_type, None)[0].valid for item in value
+                check_type(param, item, option, str(item_type), item_type, None)[0].valid
+                for item in cast(list[Any], value)  # an array parameter: `expected` is list
             ):
                 continue
             return OK, is_variable

@@ -76,10 +76,8 @@ def find_data_dir(data_dir: str | Path | None = None) -> Path:
 
 def _category_file(folder: Path, category: str) -> Path:
     pattern = re.compile(rf"BFCL_v(\d+)_{re.escape(category)}\.json")  # not parallel_multiple for multiple
-    matches = sorted(
-        (p for p in folder.glob("BFCL_v*.json") if pattern.fullmatch(p.name)),
-        key=lambda p: int(pattern.fullmatch(p.name)[1]),
-    )
+    versions = {p: int(m[1]) for p in folder.glob("BFCL_v*.json") if (m := pattern.fullmatch(p.name))}
+    matches = sorted(versions, key=versions.__getitem__)
     if not matches:
         raise DataNotFound(f"no BFCL file for category {category!r} in {folder}")
     return matches[-1]  # the newest version when several are present

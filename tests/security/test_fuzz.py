@@ -59,6 +59,7 @@ model_text = st.one_of(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1800)  # ~1 min of CPU; generous for a loaded machine
 @settings(max_examples=EXAMPLES, **FAST)
 @given(st.one_of(json_like, manifest_like))
@@ -69,6 +70,7 @@ def test_fuzz_manifests(doc):
         assert exc.errors
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1800)
 @settings(max_examples=EXAMPLES, **FAST)
 @given(model_text, st.sampled_from(["auto", "required", "none"]))
@@ -87,6 +89,7 @@ def calculate(expression: str) -> str:
     return "4"
 
 
+@pytest.mark.slow  # 200 agent runs: ~2 s of CPU
 @settings(max_examples=max(50, EXAMPLES // 50), **FAST)
 @given(st.lists(model_text, min_size=1, max_size=3))
 def test_fuzz_model_outputs_through_an_agent(texts):

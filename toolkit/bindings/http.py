@@ -14,7 +14,7 @@ from urllib.parse import quote
 import httpx
 
 from toolkit.bindings import ActionBinding, BindingError, ToolContext
-from toolkit.manifest import Manifest, expand_env
+from toolkit.manifest import HttpBinding, Manifest, expand_env
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -63,11 +63,12 @@ def _query_value(value: Any) -> Any:
 
 def http_bindings(manifest: Manifest) -> dict[str, ActionBinding]:
     binding = manifest.binding
+    assert isinstance(binding, HttpBinding)  # toolkit.bindings sends only http manifests here
     bindings: dict[str, ActionBinding] = {}
     for action in manifest.actions:
         if action.route is None:
             raise BindingError(f"action {action.name!r} of an http binding needs a `route`")
         bindings[action.name] = RequestBinding(
             binding.base_url, action.route.method, action.route.path, binding.headers
-        )  # type: ignore[union-attr]
+        )
     return bindings

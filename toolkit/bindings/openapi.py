@@ -85,7 +85,7 @@ def _input_schema(operation: dict[str, Any]) -> dict[str, Any]:
     if isinstance(body, dict) and body.get("type", "object") == "object":
         properties.update(body.get("properties", {}))
         required.extend(body.get("required", []))
-    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    schema = {"type": "object", "properties": properties}
     if required:
         schema["required"] = sorted(set(required))
     return schema

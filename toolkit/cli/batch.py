@@ -158,7 +158,7 @@ def batch(
         tools=[t.strip() for t in tools.split(",") if t.strip()] if tools else None,
         tools_path=list(tools_path or []),
         max_steps=max_steps,
-        approve=approve,  # type: ignore[arg-type]
+        approve=approve,
     )
     try:
         agent = options.build()

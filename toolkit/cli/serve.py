@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal, cast
 
 import typer
 from rich.console import Console
@@ -68,13 +69,13 @@ def mcp(
             serve(
                 registry,
                 executor,
-                transport=transport,
+                transport=cast(Literal["stdio", "http"], transport),  # checked above
                 host=host,
                 port=port,
                 path=path,
                 names=names,
                 separator=separator,
             )
-        )  # type: ignore[arg-type]
+        )
     except KeyboardInterrupt:
         pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import typer
 import yaml
@@ -35,7 +36,7 @@ def list_tools(
 ) -> None:
     """List every tool, whether it is available, and why not."""
     registry = build_registry(tools_path)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": t.name,
             "version": t.manifest.version,

@@ -93,13 +93,13 @@ def declare_functions(
         raise FunctionDefinitionError(f"{source}: already registered under the same name: {', '.join(clash)}")
     declared = []
     for public, manifest in manifests:
-        tool = registry.add_manifest(manifest, source=source, bindings={manifest.name: DeclaredOnly(public)})
-        if tool is None:  # add_manifest records why in registry.errors
+        registered = registry.add_manifest(manifest, source=source, bindings={manifest.name: DeclaredOnly(public)})
+        if registered is None:  # add_manifest records why in registry.errors
             raise FunctionDefinitionError(f"{source}: function {public!r} could not be registered")
         qualified = qualified_name(manifest.name, manifest.name)
         if public != qualified:
             registry.add_alias(public, qualified)
-        declared.append(tool)
+        declared.append(registered)
     return declared
 
 

@@ -7,6 +7,8 @@ import asyncio
 import re
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 from toolkit.bindings import ToolContext
 from toolkit.interop.openai_schema import to_openai_name
 from toolkit.manifest import Action, Annotations, Manifest, PythonBinding
@@ -60,8 +62,10 @@ def _input_schema(tool: BaseTool) -> dict[str, Any]:
     schema = tool.tool_call_schema
     if isinstance(schema, dict):
         data = dict(schema)
-    else:
+    elif issubclass(schema, BaseModel):
         data = schema.model_json_schema()
+    else:  # a pydantic.v1 model, which LangChain still accepts as a tool's args_schema
+        data = schema.schema()
     data.pop("title", None)
     data.pop("description", None)
     data.setdefault("type", "object")

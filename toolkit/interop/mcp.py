@@ -76,10 +76,8 @@ def _valid_schema(schema: Any) -> dict[str, Any] | None:
 def is_wrapped_output(schema: dict[str, Any] | None) -> bool:
     """The SDK wraps a non-object return value as {"result": value}; its output schema says so."""
     return (
-        bool(schema)
-        and set((schema or {}).get("properties", {})) == {"result"}
-        and schema.get("required") == ["result"]
-    )  # type: ignore[union-attr]
+        schema is not None and set(schema.get("properties", {})) == {"result"} and schema.get("required") == ["result"]
+    )
 
 
 def action_from_mcp_tool(tool: Tool, timeout_s: float = 30.0) -> Action:

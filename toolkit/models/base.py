@@ -5,7 +5,7 @@ Batching lives inside a backend: many agents awaiting `generate` at once is what
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel
@@ -43,7 +43,7 @@ class StreamingBackend(Protocol):
     can stop decoding does, and still ends with the LLMResponse of what it decoded; one that
     cannot ignores it."""
 
-    def stream(self, request: LLMRequest) -> AsyncIterator[str | LLMResponse]: ...
+    def stream(self, request: LLMRequest) -> AsyncGenerator[str | LLMResponse, bool | None]: ...
 
 
 @runtime_checkable

@@ -32,7 +32,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -138,7 +138,7 @@ class ScriptedBackend:
             await asyncio.sleep(reply.delay_s + chunks * reply.chunk_delay_s)
         return self._response(request, reply, started)
 
-    async def stream(self, request: LLMRequest) -> AsyncIterator[str | LLMResponse]:
+    async def stream(self, request: LLMRequest) -> AsyncGenerator[str | LLMResponse, bool | None]:
         started = time.perf_counter()
         reply = self._next_reply(request)
         if reply.delay_s:

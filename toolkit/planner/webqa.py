@@ -120,7 +120,7 @@ class WebQAPlanner:
         return obs
 
     async def _search(self, ctx: RunContext, question: str) -> list[dict[str, Any]]:
-        step, started, calls, observations = ctx.new_step(), time.perf_counter(), [], []
+        step, started, calls, observations = ctx.new_step(), time.perf_counter(), list[ToolCall](), list[Observation]()
         obs = await self._act(ctx, step, calls, observations, "search", query=question)
         ctx.record(step, "search the web for the question", calls, observations, Usage(), started)
         if not obs.ok:
@@ -132,7 +132,7 @@ class WebQAPlanner:
 
     async def _read(self, ctx: RunContext, result: dict[str, Any], failures: list[str]) -> list[Candidate]:
         """Open one result and scroll through it, keeping its sentences."""
-        step, started, calls, observations = ctx.new_step(), time.perf_counter(), [], []
+        step, started, calls, observations = ctx.new_step(), time.perf_counter(), list[ToolCall](), list[Observation]()
         obs = await self._act(ctx, step, calls, observations, "load", index=result["index"])
         if not obs.ok:
             failures.append(obs.message or obs.text)
@@ -200,7 +200,7 @@ class WebQAPlanner:
 
     async def _quote(self, ctx: RunContext, chosen: list[Candidate]) -> list[dict[str, Any]]:
         """Quote the chosen sentences on their pages; the browser keeps each quote's URL."""
-        step, started, calls, observations = ctx.new_step(), time.perf_counter(), [], []
+        step, started, calls, observations = ctx.new_step(), time.perf_counter(), list[ToolCall](), list[Observation]()
         by_result: dict[int, list[Candidate]] = {}
         for c in chosen:
             by_result.setdefault(c.result, []).append(c)

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from typing import Any
 
 from toolkit.config import Config, load_config, tool_folders
@@ -187,7 +187,7 @@ class Agent:
 
         return asyncio.run(once())
 
-    async def arun_many(self, tasks: Iterable[TaskItem], concurrency: int = 8) -> AsyncIterator[TaskResult]:
+    async def arun_many(self, tasks: Iterable[TaskItem], concurrency: int = 8) -> AsyncGenerator[TaskResult, None]:
         """Yield results as tasks finish, at most `concurrency` in flight.
 
         Items: a task, (id, task), or a TaskInput. They are drawn from `tasks` lazily, as slots

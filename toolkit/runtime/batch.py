@@ -21,7 +21,7 @@ import contextlib
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -77,7 +77,7 @@ def unknown_tools(registry: ToolRegistry, names: Iterable[str]) -> list[str]:
 
 
 class BatchExecutor(Protocol):
-    def arun_many(self, tasks: Iterable[TaskInput], concurrency: int = 8) -> AsyncIterator[TaskResult]: ...
+    def arun_many(self, tasks: Iterable[TaskInput], concurrency: int = 8) -> AsyncGenerator[TaskResult, None]: ...
 
 
 @dataclass
@@ -95,7 +95,7 @@ def plan_batch(tasks: list[TaskInput], results: ResultsFile, *, retry_failed: bo
     if retry_failed:
         wanted = {t.id for t in tasks}
         again = {i for i, status in recorded.items() if status in FAILED and i in wanted}
-        results.drop(again)  # type: ignore[arg-type]
+        results.drop(again)
     else:
         again = set()
     todo = [t for t in tasks if t.id not in recorded]
@@ -203,5 +203,5 @@ async def run_batch(
                     on_result(result, stats)
     finally:
         stats.finished = time.perf_counter()
-        stats.unfinished.extend((i, "not run") for i in by_id if i not in {u for u, _ in stats.unfinished})
+        stats.unfinished.extend((i or "", "not run") for i in by_id if i not in {u for u, _ in stats.unfinished})
     return stats

@@ -10,14 +10,16 @@ over through a queue, so memory is bounded by `limit` and each completion costs 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-async def bounded_as_completed(items: Iterable[T], fn: Callable[[T], Awaitable[R]], limit: int) -> AsyncIterator[R]:
+async def bounded_as_completed(
+    items: Iterable[T], fn: Callable[[T], Awaitable[R]], limit: int
+) -> AsyncGenerator[R, None]:
     """Yield `await fn(item)` for every item, in order of completion, with at most `limit` running.
 
     An exception raised by `fn` propagates at its turn (the others are then cancelled). Closing the

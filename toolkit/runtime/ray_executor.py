@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +147,7 @@ class RayExecutor:
             finally:
                 self._load[index] -= 1
 
-    async def arun_many(self, tasks: Iterable[TaskInput], concurrency: int = 8) -> AsyncIterator[TaskResult]:
+    async def arun_many(self, tasks: Iterable[TaskInput], concurrency: int = 8) -> AsyncGenerator[TaskResult, None]:
         if not self._actors:
             self.start(concurrency)
         async with contextlib.aclosing(

@@ -13,6 +13,7 @@ changes a run. Blank lines are skipped. The whole file is checked before anythin
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -67,7 +68,7 @@ def _check_line(data: object) -> tuple[TaskInput | None, str | None]:
         return None, f"{where}: {first['msg']}"
 
 
-def parse_tasks(lines: list[bytes] | list[str], path: str | Path = "<tasks>") -> list[TaskInput]:
+def parse_tasks(lines: Sequence[bytes | str], path: str | Path = "<tasks>") -> list[TaskInput]:
     tasks: list[TaskInput] = []
     first_line: dict[str, int] = {}
     problems: list[tuple[int, str]] = []

@@ -138,7 +138,7 @@ def build_view(task_id: str, events: list[TraceEvent]) -> TaskView:
     if not view.wall_s:
         view.wall_s = max([e.t for e in events] + [c.end or c.start for c in view.calls] + [0.0])
     assign_lanes(view.calls)
-    assign_lanes(view.model_calls)  # type: ignore[arg-type]
+    assign_lanes(view.model_calls)
     # only DAG plans make the graph: steps with their own ids. ReAct's per-turn `plan` events name
     # the turn's calls by their call ids, and action rankings have no ids at all
     rounds = [

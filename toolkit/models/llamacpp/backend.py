@@ -22,7 +22,8 @@ import asyncio
 import ctypes
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from pathlib import Path
 from typing import Any
 
 from toolkit.models.base import BackendError, Capabilities
@@ -60,7 +61,7 @@ class LlamaCppBackend:
         tool_format = tool_format or os.environ.get("TOOLKIT_LLAMACPP_TOOL_FORMAT", "").strip() or "auto"
         if tool_format != "auto" and tool_format not in FORMATS:
             raise BackendError(f"unknown tool format {tool_format!r}; choose auto, {', '.join(FORMATS)}")
-        self.model = model if isinstance(model, ModelFile) else ModelFile(path=os.fspath(model), label=str(model))
+        self.model = model if isinstance(model, ModelFile) else ModelFile(path=Path(model), label=str(model))
         batching = _env_flag("TOOLKIT_LLAMACPP_BATCHING", True) if batching is None else batching
         config = EngineConfig(
             n_ctx=n_ctx, n_batch=n_batch, max_sequences=max_sequences, batching=batching, n_threads=n_threads
@@ -176,7 +177,7 @@ class LlamaCppBackend:
             return LLMResponse(finish_reason="error", parse_error=str(exc))
         return self._account(response, results, started)
 
-    async def stream(self, request: LLMRequest) -> AsyncIterator[str | LLMResponse]:
+    async def stream(self, request: LLMRequest) -> AsyncGenerator[str | LLMResponse, bool | None]:
         """Text pieces as they are decoded, then the LLMResponse. Tool turns yield only the response.
         Sent True, it stops decoding at the next step and ends with the response so far."""
         if request.tools and request.constraint is None:
@@ -241,6 +242,7 @@ class LlamaCppBackend:
 
     def _constrained_job(self, request: LLMRequest) -> Job:
         c = request.constraint
+        assert c is not None  # generate() sends only constrained requests here
         prompt = self.prompt_tokens(request, with_tools=False)
         if c.kind == "json_schema":
             grammar, _ = self.grammars.for_schema(c.json_schema or {}, budget_tokens=request.sampling.max_tokens)

@@ -120,7 +120,7 @@ class Job:
     # completes it; decoding the rest of a long tool name one token at a time would settle nothing)
     choices: tuple[str, ...] = ()
     score_from: int | None = None  # scoring: sum log p(prompt[i] | prompt[:i]) for i >= score_from
-    on_text: Callable[[str], None] | None = None  # streaming, called from the engine thread
+    on_text: Callable[[str], object] | None = None  # streaming, called from the engine thread
     on_done: Callable[[JobResult], None] | None = None  # called once, from the engine thread
     cancelled: bool = False
     submitted: float = 0.0
@@ -470,12 +470,14 @@ class LlamaEngine:
             self._finish(a, "stop")
 
     def _next_token(self, a: _Active, logits: np.ndarray) -> None:
+        selector = a.selector
+        assert selector is not None  # _start gives one to every job that generates (score_from is None)
         try:
-            token = a.selector.select(logits)
+            token = selector.select(logits)
         except GrammarError as exc:
             self._finish(a, "error", str(exc))
             return
-        a.selector.accept(token)
+        selector.accept(token)
         if a.result.first_token is None:
             a.result.first_token = time.perf_counter()
         if self.is_eog(token):

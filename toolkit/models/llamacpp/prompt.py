@@ -122,7 +122,7 @@ def signature_text(spec: ToolSpec) -> str:
     40 questions: benchmarks/bfcl_models.py). Prefill is what the embedded model spends most on.
     """
     params = spec.parameters or {}
-    props = params.get("properties") if isinstance(params.get("properties"), dict) else {}
+    props = params["properties"] if isinstance(params.get("properties"), dict) else {}
     required = _names(params.get("required"))
     args, notes = [], []
     for key, schema in props.items():
@@ -240,7 +240,8 @@ class ChatRenderer:
         fallback = GEMMA_TEMPLATE if architecture.startswith("gemma") else CHATML_TEMPLATE
         self.template = template or fallback
         self.bos_token = bos_token
-        self._formatter = Jinja2ChatFormatter(template=self.template, eos_token=eos_token, bos_token=bos_token)
+        # Any: llama-cpp-python types `messages` as its TypedDicts; ours are the same role/content dicts
+        self._formatter: Any = Jinja2ChatFormatter(template=self.template, eos_token=eos_token, bos_token=bos_token)
 
     def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
         """The prompt text, ending with the assistant turn's opening (generation prompt)."""

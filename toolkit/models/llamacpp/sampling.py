@@ -77,7 +77,7 @@ class TokenSelector:
 
     def _allowed(self, token: int) -> bool:
         one = self.scratch.one[0]
-        one.id, one.logit, one.p = token, 0.0, 0.0
+        one.id, one.logit, one.p = token, 0.0, 0.0  # type: ignore[assignment]  # ctypes fields take ints, typed as c_int32
         self.scratch.one_array.size = 1
         self.scratch.one_array.selected = -1
         self.scratch.one_array.sorted = False

@@ -114,7 +114,7 @@ class PlanStreamParser:
             return "", whole, None
         if not isinstance(whole, dict) or not isinstance(whole.get("steps"), list):
             return "", self.raw_steps, PlanError(message='the plan must be an object with a "steps" list')
-        thought = whole.get("thought") if isinstance(whole.get("thought"), str) else ""
+        thought = whole["thought"] if isinstance(whole.get("thought"), str) else ""
         return thought, whole["steps"], None
 
 

@@ -15,6 +15,7 @@ import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from toolkit.tools.browser.errors import ActionRefused, PageLoadError
 from toolkit.tools.browser.proxy import BLOCKED_HEADER, PolicyProxy
@@ -39,8 +40,8 @@ class BrowserHost:
     def __init__(self, key: tuple, loop: asyncio.AbstractEventLoop):
         self.key = key
         self._loop = weakref.ref(loop)  # a strong one would keep finished loops (and their hosts) alive
-        self.playwright = None
-        self.browser = None
+        self.playwright: Any = None  # Playwright's objects: its package is imported only when a browser starts
+        self.browser: Any = None
         self.users = 0  # open sessions
         self.pins = 0  # keep_browser() holders
 
@@ -166,8 +167,8 @@ class PageDriver:
         self.policy = policy
         self.hold = hold
         self.host: BrowserHost | None = None
-        self.context = None
-        self.page = None
+        self.context: Any = None  # Playwright's BrowserContext and Page, once started
+        self.page: Any = None
         self.proxy = PolicyProxy(policy)
         self._start_lock = asyncio.Lock()  # `fetch` may start the page while another action does
 

@@ -53,7 +53,7 @@ class PolicyProxy:
         except asyncio.CancelledError:
             pass
         finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
             with contextlib.suppress(Exception):
                 writer.close()
 

@@ -64,7 +64,7 @@ class URLPolicy:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError:
             return host, None
-        addresses = [info[4][0] for info in infos]
+        addresses = [str(info[4][0]) for info in infos]  # an IPv4 or IPv6 address: a str
         if not allowed and any(_special(a) for a in addresses):
             return "", self.refusal(host)
         return (addresses[0] if addresses else host), None

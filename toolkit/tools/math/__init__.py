@@ -19,7 +19,7 @@ import re
 import threading
 from collections.abc import Callable
 from fractions import Fraction
-from typing import Any
+from typing import Any, Protocol, cast
 
 import sympy as sp
 
@@ -31,7 +31,15 @@ DEFAULT_DIGITS = 15
 register_error(ToolInputError)  # comes back from the worker as itself: invalid_arguments
 
 
-def bounded(fn: Callable[..., Any]) -> Callable[..., Any]:
+class BoundedAction(Protocol):
+    """An action `bounded` wraps; its `compute` is the unwrapped function, which runs in the caller."""
+
+    compute: Callable[..., Any]
+
+    def __call__(self, *args: Any, ctx: ToolContext | None = None, **kwargs: Any) -> Any: ...
+
+
+def bounded(fn: Callable[..., Any]) -> BoundedAction:
     """Run the action in a killable worker process when called with a ctx whose `isolate` setting is on."""
 
     @functools.wraps(fn)  # keeps the signature, `ctx` included, for the python binding
@@ -52,7 +60,7 @@ def bounded(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise ToolInputError(f"{exc}; ask for something simpler, or a numeric value with N(...)") from None
 
     action.compute = fn  # type: ignore[attr-defined]
-    return action
+    return cast(BoundedAction, action)
 
 
 def run_action(action: str, arguments: dict[str, Any], settings: dict[str, Any]) -> Any:
@@ -97,9 +105,9 @@ def _answer(value: Any, digits: int) -> dict[str, Any]:
         if any(d is not None for d in decimals):
             out["decimal"] = decimals
     elif isinstance(value, (dict, sp.Dict)):
-        decimals = {str(k): _decimal(v, digits) for k, v in dict(value).items()}
-        if any(d is not None for d in decimals.values()):
-            out["decimal"] = decimals
+        by_key = {str(k): _decimal(v, digits) for k, v in dict(value).items()}
+        if any(d is not None for d in by_key.values()):
+            out["decimal"] = by_key
     else:
         decimal = _decimal(value, digits)
         if decimal is not None:

@@ -23,7 +23,7 @@ class SearchSettings(BaseModel):
     )
     index: str | None = Field(None, description="A local index file built by `toolkit index build`.")
     online_backends: list[OnlineBackend] = Field(
-        default_factory=lambda: ["searxng", "ddg", "wikipedia"],
+        default_factory=lambda: list[OnlineBackend](["searxng", "ddg", "wikipedia"]),
         description="Online backends tried in order by `auto`; searxng is skipped while searxng_url is unset.",
     )
     searxng_url: str | None = Field(None, description="Base URL of a SearxNG instance with the json format enabled.")

@@ -47,7 +47,7 @@ class WikipediaBackend:
         hits = (data.get("query") or {}).get("search")
         if not isinstance(hits, list):
             raise BackendFailed(f"wikipedia ({self.base_url}): unexpected reply (no query.search list)")
-        results = []
+        results: list[SearchResult] = []
         for hit in hits[:k]:
             title = str(hit.get("title", ""))
             snippet = unescape(re.sub(r"<[^>]+>", "", str(hit.get("snippet", ""))))  # drops <span class="searchmatch">
