@@ -281,7 +281,7 @@ def action_spec(manifest: Manifest, action: Action) -> ToolSpec:
 def _module_exists(name: str) -> bool:
     try:
         return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
+    except (Exception, SystemExit):  # noqa: BLE001 - finding `a.b` imports `a`, which may do anything
         return False
 
 

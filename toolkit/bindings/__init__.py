@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
 from toolkit.manifest import Manifest
 
 
@@ -47,6 +49,16 @@ class ToolInputError(ValueError):
 
 
 def make_bindings(manifest: Manifest, base_dir: Path | None) -> tuple[Manifest, dict[str, ActionBinding]]:
+    """Raises BindingError for anything that goes wrong, discovered actions that don't validate included."""
+    try:
+        return _make_bindings(manifest, base_dir)
+    except ValidationError as exc:  # an action an OpenAPI spec or MCP server describes is unusable
+        first = exc.errors(include_url=False)[0]
+        where = "/".join(str(p) for p in first["loc"])
+        raise BindingError(f"a discovered action is invalid at {where or '/'}: {first['msg']}") from None
+
+
+def _make_bindings(manifest: Manifest, base_dir: Path | None) -> tuple[Manifest, dict[str, ActionBinding]]:
     kind = manifest.binding.type
     if kind == "python":
         from toolkit.bindings.python import python_bindings

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
 
 from toolkit.bindings import ToolContext, ToolInputError
 from toolkit.models.parsing import clean_text
@@ -21,6 +21,7 @@ from toolkit.registry import ResolvedAction, ToolRegistry, UnavailableToolError,
 from toolkit.runtime.deadlines import cut_off_after
 from toolkit.runtime.flat_schema import FlatCheck, flat_check
 from toolkit.runtime.secrets import redactor_for
+from toolkit.schema_validation import schema_validator, validation_errors
 from toolkit.types import ErrorCode, Observation, ToolCall
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class Executor:
         # tools, `toolkit tools call`) gets redacted errors and outputs without having to ask
         self.redact = redact if redact is not None else redactor_for(registry.secret_env_names(), registry.environ)
         self._semaphore = asyncio.Semaphore(max_concurrency)
-        self._validators: dict[str, Draft202012Validator] = {}
+        self._validators: dict[str, Any] = {}
         self._flat_checks: dict[str, FlatCheck | None] = {}
         self._sessions: dict[str, dict[str, dict[str, Any]]] = {}  # session -> tool -> state
         self._shared: dict[str, dict[str, Any]] = {}  # tool -> state shared by all sessions
@@ -89,11 +90,11 @@ class Executor:
         check = self._flat_checks[key]
         return check is not None and check(arguments)
 
-    def _validator(self, resolved: ResolvedAction) -> Draft202012Validator:
+    def _argument_errors(self, resolved: ResolvedAction, arguments: dict[str, Any]) -> list[ValidationError]:
         key = resolved.qualified_name
         if key not in self._validators:
-            self._validators[key] = Draft202012Validator(resolved.action.input_schema)
-        return self._validators[key]
+            self._validators[key] = schema_validator(resolved.action.input_schema)
+        return validation_errors(self._validators[key], arguments)
 
     def _fail(self, call: ToolCall, code: ErrorCode, message: str, started: float, attempts: int = 1) -> Observation:
         message = self.redact(message)
@@ -126,7 +127,7 @@ class Executor:
         errors = (
             []
             if self._certainly_valid(resolved, call.arguments)
-            else sorted(self._validator(resolved).iter_errors(call.arguments), key=lambda e: list(e.path))
+            else sorted(self._argument_errors(resolved, call.arguments), key=lambda e: [str(p) for p in e.path])
         )
         if errors:
             detail = "; ".join(f"{'/'.join(map(str, e.path)) or '(arguments)'}: {e.message}" for e in errors[:5])
