@@ -298,9 +298,17 @@ def module_name_problem(module: str, allow_stdlib: bool) -> str | None:
     return None
 
 
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
 def expand_env(value: str, environ: dict[str, str]) -> str:
     """Replace `${VAR}` with the variable's value (missing variables become empty)."""
-    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: environ.get(m.group(1), ""), value)
+    return ENV_REFERENCE.sub(lambda m: environ.get(m.group(1), ""), value)
+
+
+def env_references(value: str) -> list[str]:
+    """The variables a `${VAR}` template reads."""
+    return ENV_REFERENCE.findall(value)
 
 
 if __name__ == "__main__":

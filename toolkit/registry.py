@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from toolkit.bindings import ActionBinding, BindingError, make_bindings
+from toolkit.bindings import ActionBinding, BindingError, binding_destination, make_bindings
 from toolkit.lockfile import LockFile, default_lock_path, read_lock
 from toolkit.manifest import Action, Manifest, ManifestError, load_manifest, manifest_files
 from toolkit.types import ToolSpec
@@ -43,6 +43,12 @@ class RegisteredTool:
     @property
     def name(self) -> str:
         return self.manifest.name
+
+    def destinations(self) -> dict[str, dict[str, Any]] | None:
+        """Where each action's calls go (what the lock pins); None when the tool is not bound."""
+        if not self.bindings:
+            return None
+        return {name: binding_destination(b) for name, b in sorted(self.bindings.items())}
 
 
 @dataclass
@@ -155,7 +161,7 @@ class ToolRegistry:
             except BindingError as exc:
                 tool.reason = str(exc)
         if tool.reason is None and self.lock is not None:
-            tool.reason = self.lock.check(tool.manifest)
+            tool.reason = self.lock.check(tool.manifest, tool.destinations())
         tool.available = tool.reason is None
         self.tools[manifest.name] = tool
         return tool

@@ -38,6 +38,17 @@ class ToolContext:
 class ActionBinding(Protocol):
     async def invoke(self, arguments: dict[str, Any], ctx: ToolContext) -> Any: ...
 
+    # where a call goes and what it carries, as plain JSON data; `toolkit tools lock` pins it.
+    # Optional: a binding without it is described by its class alone.
+    # def destination(self) -> dict[str, Any]: ...
+
+
+def binding_destination(binding: ActionBinding) -> dict[str, Any]:
+    describe = getattr(binding, "destination", None)
+    if callable(describe):
+        return describe()
+    return {"type": f"{type(binding).__module__}.{type(binding).__qualname__}"}
+
 
 class BindingError(Exception):
     """A binding could not be built (module missing, spec unreadable...). Makes the tool unavailable."""

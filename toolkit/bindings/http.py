@@ -15,7 +15,7 @@ from urllib.parse import quote, unquote
 import httpx
 
 from toolkit.bindings import ActionBinding, BindingError, ToolContext, ToolInputError
-from toolkit.manifest import Manifest, expand_env
+from toolkit.manifest import Manifest, env_references, expand_env
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -30,6 +30,15 @@ class RequestBinding:
         self.method = method.upper()
         self.path = path if path.startswith("/") else "/" + path
         self.headers = headers
+
+    def destination(self) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "method": self.method,
+            "url": self.base_url + self.path,
+            "headers": dict(sorted(self.headers.items())),  # templates: `${VAR}`, never a value
+            "sends_env": sorted({name for v in self.headers.values() for name in env_references(v)}),
+        }
 
     async def invoke(self, arguments: dict[str, Any], ctx: ToolContext) -> Any:
         args = dict(arguments)

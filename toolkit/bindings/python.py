@@ -23,6 +23,12 @@ class FunctionBinding:
         self.wants_ctx = "ctx" in inspect.signature(fn).parameters
         self.is_async = inspect.iscoroutinefunction(fn)
 
+    def destination(self) -> dict[str, Any]:
+        # the function as resolved, so that a module re-exporting another function shows it
+        module = getattr(self.fn, "__module__", None)
+        name = getattr(self.fn, "__qualname__", None) or type(self.fn).__qualname__
+        return {"type": "python", "function": f"{module}.{name}"}
+
     async def invoke(self, arguments: dict[str, Any], ctx: ToolContext) -> Any:
         kwargs = dict(arguments)
         if self.wants_ctx:

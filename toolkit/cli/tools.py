@@ -227,8 +227,11 @@ def lock(
     ),
     tools_path: list[str] | None = ToolsPath,
 ) -> None:
-    """Pin tools by content hash. A tool that changes later (its manifest, or the tools an MCP
-    server or OpenAPI spec offers) is refused until you lock it again."""
+    """Pin tools: each one's manifest hash (discovered actions included) and each action's
+    destination: method, URL and headers of http and OpenAPI actions (with the variables they
+    send), the function of python actions, the command or URL of MCP servers. A tool that
+    changes later (its manifest, the tools an MCP server or OpenAPI spec offers, a spec's server,
+    path or method) is refused, with the change as the reason, until you lock it again."""
     from toolkit.lockfile import LockEntry, default_lock_path, manifest_digest, read_lock, write_lock
 
     path = lock_file or default_lock_path()
@@ -236,7 +239,11 @@ def lock(
     registry = ToolRegistry.default(tool_folders(config, tools_path), tool_settings=config.tools, lock_path=path)
     current = read_lock(path) or LockFile()
     if check:
-        changed = [f"{t.name}: {t.reason}" for t in registry.tools.values() if current.check(t.manifest)]
+        changed = [
+            f"{t.name}: {reason}"
+            for t in registry.tools.values()
+            if (reason := current.check(t.manifest, t.destinations()))
+        ]
         changed += _locked_but_not_loaded(current, registry)
         for line in changed:
             print(line)
@@ -245,11 +252,24 @@ def lock(
     if unknown:
         err.print(f"no tool named {', '.join(unknown)}; see `toolkit tools list`")
         raise typer.Exit(1)
+    unbound = []
     for tool in registry.tools.values():
         if not names or tool.name in names:
-            current.tools[tool.name] = LockEntry(sha256=manifest_digest(tool.manifest), source=tool.source)
+            destinations = tool.destinations()
+            if destinations is None:
+                unbound.append(tool.name)
+            current.tools[tool.name] = LockEntry(
+                sha256=manifest_digest(tool.manifest), source=tool.source, destinations=destinations
+            )
     write_lock(path, current)
     print(f"locked {len(names) if names else len(registry.tools)} tool(s) in {path}")
+    if unbound:
+        err.print(
+            f"not bound, so where their calls go is not pinned: {', '.join(unbound)}; they are refused once "
+            "available, until locked again then",
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 def _locked_but_not_loaded(lock: LockFile, registry: ToolRegistry) -> list[str]:

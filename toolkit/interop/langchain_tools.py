@@ -52,6 +52,10 @@ class LangChainToolBinding:
     def __init__(self, tool: BaseTool):
         self.tool = tool
 
+    def destination(self) -> dict[str, Any]:
+        cls = type(self.tool)
+        return {"type": "langchain", "tool": f"{cls.__module__}.{cls.__qualname__}", "name": self.tool.name}
+
     async def invoke(self, arguments: dict[str, Any], ctx: ToolContext) -> Any:
         return await self.tool.ainvoke(arguments)
 
