@@ -263,11 +263,12 @@ class ToolRegistry:
 
         return to_openai_tools(self.specs(names))
 
-    def to_langchain(self, names: list[str] | None = None) -> list[Any]:
-        """LangChain StructuredTools that call through an Executor (needs langchain-core)."""
+    def to_langchain(self, names: list[str] | None = None, approver: Any = None) -> list[Any]:
+        """LangChain StructuredTools that call through an Executor (needs langchain-core); actions
+        not declared read-only are denied unless `approver` says otherwise ("auto", a callback)."""
         from toolkit.interop.langchain_tools import to_langchain_tools
 
-        return to_langchain_tools(self, names)
+        return to_langchain_tools(self, names, approver=approver)
 
     def add_langchain_tool(self, tool: Any, **options: Any) -> RegisteredTool | None:
         from toolkit.interop.langchain_tools import add_langchain_tool

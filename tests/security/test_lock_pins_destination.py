@@ -1,4 +1,4 @@
-"""The lock pins where a call goes and what it carries, not only the manifest (threat T3).
+"""The lock pins where a call goes and what it carries, not only the manifest (SECURITY.md T3, 23.1).
 
 An OpenAPI tool takes its server, paths and methods from its spec; a python tool's function is
 whatever its module holds when imported; an MCP command is whatever program PATH finds. Each is
@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.fixtures.plugin_server import send_json
 from tests.security.cli_subprocess import no_traceback, toolkit_cli
 from toolkit import ToolRegistry
 from toolkit.runtime.executor import Executor
@@ -35,12 +36,7 @@ class RecordingAPI(BaseHTTPRequestHandler):
 
     def _answer(self):
         self.server.requests.append((self.command, self.path, self.headers.get("Authorization")))
-        body = json.dumps({"city": self.path.rsplit("/", 1)[-1], "forecast": "sunny"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_json(self, {"city": self.path.rsplit("/", 1)[-1], "forecast": "sunny"})
 
     do_GET = do_DELETE = do_POST = _answer
 

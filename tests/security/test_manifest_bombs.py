@@ -1,4 +1,4 @@
-"""Manifests that hang or crash every command (threat T9): alias bombs, module names that are no
+"""Manifests that hang or crash every command (SECURITY.md 23.7): alias bombs, module names that are no
 modules, remote `$ref`s, catastrophic patterns, and path parameters that climb out of their route.
 
 The CLI runs for real, in a subprocess with a memory cap (tests/security/cli_subprocess.py).
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.fixtures.plugin_server import serve_handler
+from tests.fixtures.plugin_server import send_json, serve_handler
 from tests.security.cli_subprocess import no_traceback, toolkit_cli
 from toolkit import ToolRegistry, tool
 from toolkit.models.parsing import parse_native_calls
@@ -163,15 +163,6 @@ def test_a_module_that_exits_or_raises_on_import_makes_only_its_tool_unavailable
 
 
 # ---- remote $ref -------------------------------------------------------------------------------
-
-
-def send_json(handler: BaseHTTPRequestHandler, data: object) -> None:
-    body = json.dumps(data).encode()
-    handler.send_response(200)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
 
 
 class SchemaHost(BaseHTTPRequestHandler):

@@ -20,7 +20,8 @@ from toolkit.planner import Planner, make_planner
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.concurrency import bounded_as_completed
 from toolkit.runtime.context import MaxStepsReached, PlannerError, RunContext
-from toolkit.runtime.executor import Approver, Executor
+from toolkit.runtime.executor import Executor
+from toolkit.runtime.policy import Approver, Mode
 from toolkit.runtime.secrets import redactor_for
 from toolkit.runtime.trace import EventSink, TraceRecorder
 from toolkit.types import TaskInput, TaskResult, ToolSpec, TraceEvent
@@ -36,7 +37,9 @@ class Agent:
     tools: a ToolRegistry, or functions to register (with the built-ins), or None for the default.
     tool_names: restrict the tools offered to these tools (`math`) or actions (`math.solve`).
     planner: `react`, `dag`, `dfsdt`, `webqa` or a Planner instance.
-    approver: decides on actions annotated destructive or open_world; None lets them run.
+    approver: decides on actions that are not declared read-only: a callback `(call, resolved) ->
+        True | reason`, or "ask" (on the terminal), "auto" (allow) or "deny". None denies them:
+        opt in with `approver="auto"` to let such actions run unasked.
     retrieve_k: when more than `retrieve_threshold` actions are on offer, offer only the `retrieve_k`
         that BM25 tool retrieval ranks best for the task (None or 0: offer all).
     """
@@ -50,7 +53,7 @@ class Agent:
         planner: str | Planner = "react",
         planner_options: dict[str, Any] | None = None,
         max_steps: int | None = None,
-        approver: Approver | None = None,
+        approver: Approver | Mode | None = None,
         config: Config | None = None,
         on_event: Callable[[str, TraceEvent], None] | None = None,
         executor_options: dict[str, Any] | None = None,

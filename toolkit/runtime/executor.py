@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from jsonschema.exceptions import ValidationError
@@ -20,20 +20,14 @@ from toolkit.models.parsing import clean_text
 from toolkit.registry import ResolvedAction, ToolRegistry, UnavailableToolError, UnknownToolError
 from toolkit.runtime.deadlines import cut_off_after
 from toolkit.runtime.flat_schema import FlatCheck, flat_check
+from toolkit.runtime.policy import Approver, Mode, needs_approval, resolve_approver
 from toolkit.runtime.secrets import redactor_for
 from toolkit.schema_validation import schema_validator, validation_errors
 from toolkit.types import ErrorCode, Observation, ToolCall
 
 log = logging.getLogger(__name__)
 
-# Decides whether a call may run: True runs it; False (or a string, the reason) refuses it.
-Approver = Callable[[ToolCall, ResolvedAction], Awaitable[bool | str]]
 TRUNCATION_MARKER = "\n[... output truncated: {omitted} of {total} characters omitted ...]"
-
-
-def needs_approval(resolved: ResolvedAction) -> bool:
-    a = resolved.action.annotations
-    return a.destructive or a.open_world
 
 
 def render_content(content: Any) -> str:
@@ -66,14 +60,16 @@ class Executor:
         max_output_chars: int = 8000,
         max_retries: int = 1,
         retry_backoff_s: float = 0.2,
-        approver: Approver | None = None,
+        approver: Approver | Mode | None = None,
         redact: Callable[[str], str] | None = None,
     ):
+        """`approver` decides on actions not declared read-only: a callback, or `ask` | `auto` |
+        `deny`; None denies them (see toolkit/runtime/policy.py for the one rule)."""
         self.registry = registry
         self.max_output_chars = max_output_chars
         self.max_retries = max_retries
         self.retry_backoff_s = retry_backoff_s
-        self.approver = approver
+        self.approver = resolve_approver(approver)
         # by default the registry's own secrets: every front end (agent, MCP server, LangChain
         # tools, `toolkit tools call`) gets redacted errors and outputs without having to ask
         self.redact = redact if redact is not None else redactor_for(registry.secret_env_names(), registry.environ)
@@ -132,7 +128,7 @@ class Executor:
         if errors:
             detail = "; ".join(f"{'/'.join(map(str, e.path)) or '(arguments)'}: {e.message}" for e in errors[:5])
             return self._fail(call, ErrorCode.invalid_arguments, detail, started)
-        if self.approver is not None and needs_approval(resolved):
+        if needs_approval(resolved):
             verdict = await self.approver(call, resolved)
             if verdict is not True:
                 reason = verdict if isinstance(verdict, str) else "the approval policy refused this action"
