@@ -311,6 +311,16 @@ def env_references(value: str) -> list[str]:
     return ENV_REFERENCE.findall(value)
 
 
+def sent_env_names(manifest: Manifest) -> set[str]:
+    """Every environment variable whose value the tool sends or hands on: its `auth.env`, and what
+    its headers (http, openapi) and server environment (mcp) read. All are secrets to redact."""
+    names = set(manifest.auth.env)
+    templates = getattr(manifest.binding, "headers", None) or getattr(manifest.binding, "env", None) or {}
+    for value in templates.values():
+        names.update(env_references(value))
+    return names
+
+
 if __name__ == "__main__":
     if "--write-schema" in sys.argv:
         SCHEMA_PATH.write_text(json.dumps(json_schema(), indent=2) + "\n")

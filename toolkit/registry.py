@@ -19,7 +19,7 @@ from typing import Any
 
 from toolkit.bindings import ActionBinding, BindingError, binding_destination, make_bindings
 from toolkit.lockfile import LockFile, default_lock_path, read_lock
-from toolkit.manifest import Action, Manifest, ManifestError, load_manifest, manifest_files
+from toolkit.manifest import Action, Manifest, ManifestError, load_manifest, manifest_files, sent_env_names
 from toolkit.types import ToolSpec
 
 ENTRY_POINT_GROUP = "toolkit.tools"
@@ -223,8 +223,8 @@ class ToolRegistry:
     # ---- lookup --------------------------------------------------------------------------
 
     def secret_env_names(self) -> set[str]:
-        """The environment variables holding the tools' credentials (`auth.env`): never to be shown."""
-        return {name for tool in self.tools.values() for name in tool.manifest.auth.env}
+        """The environment variables whose values the tools send: never to be shown."""
+        return {name for tool in self.tools.values() for name in tool_secret_names(tool.manifest, tool.settings)}
 
     def available(self) -> list[RegisteredTool]:
         return [t for t in self.tools.values() if t.available]
@@ -283,6 +283,31 @@ def action_spec(manifest: Manifest, action: Action) -> ToolSpec:
         parameters=action.input_schema,
         examples=[e.model_dump() for e in action.examples],
     )
+
+
+def tool_secret_names(manifest: Manifest, settings: dict[str, Any]) -> set[str]:
+    """A tool's `auth.env`, the variables its header and MCP env templates read, and the ones its
+    settings name (`api_key_env: OPENAI_API_KEY`, as the image tool's)."""
+    names = sent_env_names(manifest)
+    names.update(v for k, v in settings.items() if k.endswith("_env") and isinstance(v, str) and v)
+    return names
+
+
+def configured_secret_names(paths: Iterable[str | Path], tool_settings: dict[str, dict[str, Any]]) -> set[str]:
+    """The secrets' names of the built-in manifests and those under `paths`, read without binding
+    anything (no module imported, no server started): for commands that only show what a run
+    wrote, like `toolkit trace`."""
+    names: set[str] = set()
+    files = manifest_files(builtin_manifest_dir())
+    for path in map(Path, paths):
+        files.extend(manifest_files(path) if path.is_dir() else [path] if path.is_file() else [])
+    for file in files:
+        try:
+            manifest = load_manifest(file)
+        except ManifestError:
+            continue
+        names |= tool_secret_names(manifest, {**manifest.settings, **tool_settings.get(manifest.name, {})})
+    return names
 
 
 def _module_exists(name: str) -> bool:

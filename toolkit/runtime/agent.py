@@ -15,6 +15,7 @@ from typing import Any
 
 from toolkit.config import Config, load_config, tool_folders
 from toolkit.models import Backend, BackendError, load_backend, parse_model_string
+from toolkit.models.openai import DEFAULT_KEY_ENV
 from toolkit.models.parsing import clean_text
 from toolkit.planner import Planner, make_planner
 from toolkit.registry import ToolRegistry
@@ -22,7 +23,7 @@ from toolkit.runtime.concurrency import bounded_as_completed
 from toolkit.runtime.context import MaxStepsReached, PlannerError, RunContext
 from toolkit.runtime.executor import Executor
 from toolkit.runtime.policy import Approver, Mode
-from toolkit.runtime.secrets import redactor_for
+from toolkit.runtime.secrets import redact_model, redactor_for
 from toolkit.runtime.trace import EventSink, TraceRecorder
 from toolkit.types import TaskInput, TaskResult, ToolSpec, TraceEvent
 
@@ -75,8 +76,9 @@ class Agent:
         self.planner = make_planner(planner, **(planner_options or {}))
         self.max_steps = max_steps or self.config.max_steps
         self.on_event = on_event
-        # values of every tool's auth.env variables never appear in observations, errors or traces
-        self.redact = redactor_for(self.registry.secret_env_names())
+        # the values of the variables tools send, and the model's key, never appear in what we produce
+        model_keys = {DEFAULT_KEY_ENV, getattr(self._backend, "api_key_env", None) or DEFAULT_KEY_ENV}
+        self.redact = redactor_for(self.registry.secret_env_names() | model_keys)
         self.executor = Executor(
             self.registry, approver=approver, **{"redact": self.redact, **(executor_options or {})}
         )
@@ -153,12 +155,11 @@ class Agent:
         finally:
             await self.executor.close_session(task_id)  # what tools kept for this task: a browser page...
         if result.error:
-            result.error = self.redact(result.error)
             trace.emit("error", text=result.error)
-        if result.answer:
-            result.answer = self.redact(result.answer)
         self._finish(result, ctx, trace, started)
-        return result
+        # the one redaction point of everything a result shows: --json, results and trace files,
+        # the HTML trace (task, steps, call arguments, plan, answer and error included)
+        return redact_model(self.redact, result)
 
     def _finish(self, result: TaskResult, ctx: RunContext | None, trace: TraceRecorder, started: float) -> None:
         if ctx is not None:
