@@ -21,7 +21,7 @@ from tests.fixtures.plugin_server import send_json
 from tests.security.cli_subprocess import no_traceback, toolkit_cli
 from toolkit import Agent, ToolRegistry, tool
 from toolkit.models.scripted import ScriptedBackend
-from toolkit.planner.fence import OBSERVATION_CLOSE
+from toolkit.planner.prompts import OBSERVATION_CLOSE
 from toolkit.runtime.executor import Executor
 from toolkit.types import ErrorCode, ToolCall
 
