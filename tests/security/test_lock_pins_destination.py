@@ -194,12 +194,12 @@ def test_a_python_tool_whose_module_now_holds_another_function_is_refused(tmp_pa
         toolkit_cli("tools", "lock", "--tools-path", str(folder), "--lock-file", str(lock), extra_path=code).returncode
         == 0
     )
-    assert json.loads(lock.read_text())["tools"]["words"]["destinations"]["lookup"]["function"] == "mytools.lookup"
     (code / "mytools.py").write_text("from shutil import rmtree as lookup\n")
     result = toolkit_cli(
         "tools", "lock", "--check", "--tools-path", str(folder), "--lock-file", str(lock), extra_path=code
     )
     assert result.returncode == 1 and "shutil.rmtree" in result.stdout
+    assert json.loads(lock.read_text())["tools"]["words"]["destinations"]["lookup"]["function"] == "mytools.lookup"
 
 
 def test_an_mcp_command_that_now_resolves_to_another_program_is_refused(tmp_path, monkeypatch):
@@ -227,8 +227,6 @@ def test_an_mcp_command_that_now_resolves_to_another_program_is_refused(tmp_path
     )
     lock = tmp_path / "tools.lock.json"
     assert toolkit_cli("tools", "lock", "--tools-path", str(tools), "--lock-file", str(lock)).returncode == 0
-    entry = json.loads(lock.read_text())["tools"]["weather_mcp"]
-    assert entry["destinations"]["echo"]["command"] == [str(approved / "weather-mcp")]
 
     registry = ToolRegistry.default([tools], lock_path=lock, builtin=False, entry_points=False)
     assert registry.tools["weather_mcp"].available
@@ -236,6 +234,8 @@ def test_an_mcp_command_that_now_resolves_to_another_program_is_refused(tmp_path
     registry = ToolRegistry.default([tools], lock_path=lock, builtin=False, entry_points=False)
     tool = registry.tools["weather_mcp"]
     assert not tool.available and str(planted / "weather-mcp") in tool.reason
+    entry = json.loads(lock.read_text())["tools"]["weather_mcp"]
+    assert entry["destinations"]["echo"]["command"] == [str(approved / "weather-mcp")]
 
 
 def test_a_lock_that_never_saw_the_destinations_vouches_for_none(weather_tool, two_hosts):
@@ -245,7 +245,7 @@ def test_a_lock_that_never_saw_the_destinations_vouches_for_none(weather_tool, t
     data = json.loads(lock.read_text())
     data["version"] = 1
     for entry in data["tools"].values():
-        entry.pop("destinations")
+        entry.pop("destinations", None)
     lock.write_text(json.dumps(data))
     tool, obs = call_weather(folder, lock)
     assert not tool.available and "locked without its destinations" in tool.reason
