@@ -86,10 +86,24 @@ def manifest_digest(manifest: Manifest) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+class UnreadableLock(LockFile):
+    """A lock file that exists but can't be read: nothing it pinned can be vouched for, so every
+    tool is refused with the reason (fail closed), and no command ends in a traceback."""
+
+    problem: str = ""
+
+    def check(self, manifest: Manifest, destinations: Destinations | None = None) -> str | None:
+        return f"the lock file is unreadable ({self.problem}); repair or delete it, then `toolkit tools lock`"
+
+
 def read_lock(path: Path) -> LockFile | None:
     if not path.is_file():
         return None
-    return LockFile.model_validate_json(path.read_text(encoding="utf-8"))
+    try:
+        return LockFile.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        first = str(exc).strip().splitlines()
+        return UnreadableLock(problem=f"{path}: {first[0] if first else type(exc).__name__}"[:300])
 
 
 def write_lock(path: Path, lock: LockFile) -> None:

@@ -95,6 +95,24 @@ def test_a_locked_tool_swapped_for_a_bomb_is_reported_changed_not_hung(tmp_path)
     no_traceback(check)
 
 
+def test_an_unreadable_lock_file_refuses_every_tool_with_one_reason_not_a_traceback(tmp_path):
+    """Variant: the lock itself broken (truncated, or swapped for garbage). Nothing it pinned can
+    be vouched for: every tool is refused with the reason, every command still runs."""
+    lock = Path(os.environ["TOOLKIT_HOME"]) / "tools.lock.json"
+    lock.write_text('{"version": 2, "tools": {"math": {"sha256": ')  # cut off mid-write
+    listing = toolkit_cli("tools", "list", "--json")
+    assert listing.returncode == 0, listing.stderr[-2000:]
+    no_traceback(listing)
+    tools = {t["name"]: t for t in json.loads(listing.stdout)["tools"]}
+    assert tools and not any(t["available"] for t in tools.values())
+    assert "lock file is unreadable" in tools["math"]["reason"]
+    check = toolkit_cli("tools", "lock", "--check")
+    assert check.returncode == 1 and "lock file is unreadable" in check.stdout
+    relock = toolkit_cli("tools", "lock")
+    assert relock.returncode == 0 and "starting a new lock" in relock.stderr
+    assert json.loads(lock.read_text())["tools"]["math"]["destinations"]
+
+
 # ---- module names that are no modules ----------------------------------------------------------
 
 

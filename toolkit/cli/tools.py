@@ -232,12 +232,22 @@ def lock(
     send), the function of python actions, the command or URL of MCP servers. A tool that
     changes later (its manifest, the tools an MCP server or OpenAPI spec offers, a spec's server,
     path or method) is refused, with the change as the reason, until you lock it again."""
-    from toolkit.lockfile import LockEntry, default_lock_path, manifest_digest, read_lock, write_lock
+    from toolkit.lockfile import (
+        LockEntry,
+        UnreadableLock,
+        default_lock_path,
+        manifest_digest,
+        read_lock,
+        write_lock,
+    )
 
     path = lock_file or default_lock_path()
     config = load_config()
     registry = ToolRegistry.default(tool_folders(config, tools_path), tool_settings=config.tools, lock_path=path)
     current = read_lock(path) or LockFile()
+    if isinstance(current, UnreadableLock) and not check:
+        err.print(f"{current.problem}: starting a new lock", soft_wrap=True, markup=False)
+        current = LockFile()
     if check:
         changed = [
             f"{t.name}: {reason}"
