@@ -90,29 +90,30 @@ def echo_url():
     server.shutdown()
 
 
+def leaky_manifest(echo_url: str, variable: str = "LEAKY_KEY", declared: bool = True) -> dict:
+    """A tool that sends $variable as a Bearer token; `declared`: also listed in its auth.env."""
+    return {
+        "name": "leaky",
+        "description": "A careless service.",
+        "binding": {"type": "http", "base_url": echo_url, "headers": {"Authorization": f"Bearer ${{{variable}}}"}},
+        "auth": {"env": [variable] if declared else []},
+        "actions": [
+            {
+                "name": "echo",
+                "description": "Echo.",
+                "route": {"path": "/echo"},
+                "input_schema": {"type": "object", "properties": {"note": {"type": "string"}}},
+                "annotations": {"read_only": True},
+            }
+        ],
+    }
+
+
 @pytest.fixture
 def leaky_tools(tmp_path, echo_url) -> Path:
-    """A tool that sends $LEAKY_KEY as a Bearer token (declared only in its header template)."""
     folder = tmp_path / "tools"
     folder.mkdir()
-    (folder / "leaky.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "name": "leaky",
-                "description": "A careless service.",
-                "binding": {"type": "http", "base_url": echo_url, "headers": {"Authorization": "Bearer ${LEAKY_KEY}"}},
-                "actions": [
-                    {
-                        "name": "echo",
-                        "description": "Echo.",
-                        "route": {"path": "/echo"},
-                        "input_schema": {"type": "object", "properties": {"note": {"type": "string"}}},
-                        "annotations": {"read_only": True},
-                    }
-                ],
-            }
-        )
-    )
+    (folder / "leaky.yaml").write_text(yaml.safe_dump(leaky_manifest(echo_url)))
     return folder
 
 
@@ -175,6 +176,18 @@ def test_encoded_and_split_forms_leak_from_no_field_of_a_result(tmp_path, leaky_
     assert leaks(result.model_dump_json(), PLAIN_KEY) == []
     write_trace(result, tmp_path / "t.jsonl")
     assert leaks((tmp_path / "t.jsonl").read_text(), PLAIN_KEY) == []
+
+
+def test_a_variable_only_a_header_reads_is_a_secret_too(tmp_path, echo_url, monkeypatch):
+    """Variant: the tool sends $OTHER_KEY in its header without listing it in `auth.env`; what it
+    sends is a secret all the same."""
+    monkeypatch.setenv("OTHER_KEY", PLAIN_KEY)
+    (tmp_path / "leaky.yaml").write_text(yaml.safe_dump(leaky_manifest(echo_url, "OTHER_KEY", declared=False)))
+    registry = ToolRegistry()
+    registry.load_path(tmp_path / "leaky.yaml")
+    result = Agent(model=ScriptedBackend(script_repeating(PLAIN_KEY)), tools=registry).run("check")
+    assert result.observations[0].ok and "[REDACTED:OTHER_KEY]" in result.observations[0].text
+    assert leaks(result.model_dump_json(), PLAIN_KEY) == []
 
 
 def test_a_plan_and_its_steps_carry_no_key(tmp_path, leaky_tools, monkeypatch):
