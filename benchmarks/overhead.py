@@ -37,13 +37,14 @@ async def noop_async(x: int) -> str:
 def toolkit_runner(calls: int, tool_fn) -> Callable[[int], float]:
     """A function running n tasks through one toolkit agent (built once) that returns their CPU time."""
     from toolkit import Agent, ToolRegistry
+    from toolkit import tool as toolkit_tool
     from toolkit.models.scripted import ScriptedBackend
 
     script = [{"tool_calls": [{"name": tool_fn.__name__, "arguments": {"x": i}}]} for i in range(calls)] + [
         {"text": "done"}
     ]
     registry = ToolRegistry()
-    registry.add_function(tool_fn)
+    registry.add_function(toolkit_tool(read_only=True)(tool_fn))  # read-only: no approval asked, as before
     agent = Agent(model=ScriptedBackend(script), tools=registry)
     loop = asyncio.new_event_loop()  # one loop for every chunk, as a long-running service has
 

@@ -21,6 +21,7 @@ import asyncio
 import json
 import time
 
+from toolkit.decorators import tool
 from toolkit.models.scripted import ScriptedBackend
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.agent import Agent
@@ -47,8 +48,8 @@ def total(values: list[float]) -> float:
 
 def registry() -> ToolRegistry:
     reg = ToolRegistry()
-    reg.add_function(population)
-    reg.add_function(total)
+    reg.add_function(tool(read_only=True)(population))  # lookups: nothing to approve
+    reg.add_function(tool(read_only=True)(total))
     return reg
 
 

@@ -68,7 +68,9 @@ def run(script, task="task", options=None, max_steps=10):
     SPANS.clear()
     backend = ScriptedBackend(script)
     backend.record_requests = True
-    agent = Agent(model=backend, tools=registry(), planner="dag", planner_options=options, max_steps=max_steps)
+    agent = Agent(
+        model=backend, tools=registry(), planner="dag", planner_options=options, max_steps=max_steps, approver="auto"
+    )
     return agent.run(task), backend
 
 

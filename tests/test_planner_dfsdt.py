@@ -37,7 +37,9 @@ def call(name, **arguments):
 def run(responses, max_steps=10, **options):
     backend = ScriptedBackend(ScriptFile.model_validate({"mode": "sequence", "default": responses}))
     backend.record_requests = True
-    agent = Agent(model=backend, tools=registry(), planner="dfsdt", planner_options=options, max_steps=max_steps)
+    agent = Agent(
+        model=backend, tools=registry(), planner="dfsdt", planner_options=options, max_steps=max_steps, approver="auto"
+    )
     return agent.run("What is the capital of the country Lyon is in?"), backend
 
 

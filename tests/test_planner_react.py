@@ -42,7 +42,7 @@ def registry() -> ToolRegistry:
 def run(script, task="do it", **agent_options):
     backend = ScriptedBackend(script)
     backend.record_requests = True
-    agent = Agent(model=backend, tools=registry(), **agent_options)
+    agent = Agent(model=backend, tools=registry(), approver="auto", **agent_options)
     return agent.run(task), backend
 
 
@@ -125,7 +125,7 @@ def test_few_shot_examples_and_top_k_tools_reach_the_prompt():
     reg.add_function(plus)
     backend = ScriptedBackend([{"text": "42"}])
     backend.record_requests = True
-    agent = Agent(model=backend, tools=reg, planner_options={"few_shot": True, "tool_k": 1})
+    agent = Agent(model=backend, tools=reg, approver="auto", planner_options={"few_shot": True, "tool_k": 1})
     assert agent.run("what is 1 plus 1").answer == "42"
     request = backend.requests[0]
     assert [t.name for t in request.tools] == ["plus"]
@@ -150,7 +150,7 @@ class KeywordScoringBackend(ScriptedBackend):
 def test_rank_actions_forces_the_likeliest_tool():
     backend = KeywordScoringBackend([{"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 2}}]}, {"text": "3"}])
     backend.record_requests = True
-    agent = Agent(model=backend, tools=registry(), planner_options={"rank_actions": True})
+    agent = Agent(model=backend, tools=registry(), approver="auto", planner_options={"rank_actions": True})
     result = agent.run("use add on 1 and 2")
     assert result.answer == "3"
     assert backend.scored == ["lookup", "add", "final_answer"]
@@ -175,7 +175,7 @@ def test_tools_can_be_retrieved_again_at_every_step():
     script = [{"tool_calls": [{"name": "weather", "arguments": {"city": "Paris"}}]}, {"text": "buy one"}]
     backend = ScriptedBackend(script)
     backend.record_requests = True
-    agent = Agent(model=backend, tools=reg, planner_options={"tool_k": 1, "retrieve_per_step": True})
+    agent = Agent(model=backend, tools=reg, approver="auto", planner_options={"tool_k": 1, "retrieve_per_step": True})
     assert agent.run("what is the weather forecast in Paris").answer == "buy one"
     assert [t.name for t in backend.requests[0].tools] == ["weather"]
     assert [t.name for t in backend.requests[1].tools] == ["umbrella_shop"]  # the observation's words

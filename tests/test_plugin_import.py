@@ -28,7 +28,7 @@ async def test_imported_plugin_operations_run_through_the_executor(plugin_url):
     assert {a.name for a in manifest.actions} == {"getForecast", "addObservation"}
     registry = ToolRegistry()
     registry.add_manifest(manifest, source=plugin_url)
-    executor = Executor(registry)
+    executor = Executor(registry, approver="auto")  # addObservation (POST) is not read-only
     obs = await executor.execute(ToolCall(name="weather.getForecast", arguments={"city": "Paris", "days": 2}))
     assert obs.ok, obs.message
     assert obs.content == {"city": "Paris", "days": 2, "forecast": ["sunny", "sunny"]}

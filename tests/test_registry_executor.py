@@ -200,7 +200,7 @@ async def test_a_task_end_closes_its_session_and_the_agent_close_the_shared_stat
         {"tool_calls": [{"name": "visit", "arguments": {}}]},
         {"text": "done"},
     ]
-    agent = Agent(model=ScriptedBackend(script), tools=reg)
+    agent = Agent(model=ScriptedBackend(script), tools=reg, approver="auto")
     for task_id in ("t1", "t2"):
         result = await agent.arun("visit twice", task_id)
         assert result.answer == "done" and len(result.calls) == 2
@@ -224,7 +224,9 @@ async def test_a_failing_cleanup_is_logged_and_the_task_keeps_its_result(caplog)
     reg = ToolRegistry()
     reg.add_function(leaky)
     agent = Agent(
-        model=ScriptedBackend([{"tool_calls": [{"name": "leaky", "arguments": {}}]}, {"text": "done"}]), tools=reg
+        model=ScriptedBackend([{"tool_calls": [{"name": "leaky", "arguments": {}}]}, {"text": "done"}]),
+        tools=reg,
+        approver="auto",
     )
     result = await agent.arun("go", "t1")
     assert result.status == "ok" and result.answer == "done"

@@ -31,7 +31,7 @@ def make_executor(**settings) -> Executor:
     registry = ToolRegistry(tool_settings={"image": settings})
     registry.load_file(builtin_manifest_dir() / "image.yaml")
     assert registry.tools["image"].available, registry.tools["image"].reason
-    return Executor(registry)
+    return Executor(registry, approver="auto")  # generating an image is not read-only: the test approves
 
 
 async def generate(executor: Executor, **arguments):

@@ -21,7 +21,7 @@ def make_executor(**settings) -> Executor:
     registry = ToolRegistry(tool_settings={"python": settings})
     registry.load_file(builtin_manifest_dir() / "python.yaml")
     assert registry.tools["python"].available, registry.tools["python"].reason
-    return Executor(registry)
+    return Executor(registry, approver="auto")  # the python tool is not read-only: the test approves
 
 
 async def run(code: str, *, arguments: dict | None = None, **settings):
@@ -65,7 +65,7 @@ print(s.recv(4).decode())
 
 
 async def test_runs_code_and_captures_output():
-    executor = Executor(ToolRegistry.default(entry_points=False))
+    executor = Executor(ToolRegistry.default(entry_points=False), approver="auto")
     obs = await executor.execute(
         ToolCall(id="c1", name="python", arguments={"code": "import sys\nprint(6 * 7)\nprint('oops', file=sys.stderr)"})
     )

@@ -59,7 +59,7 @@ def parallel_run():
             {"text": "Paris is warmer: 21 °C against 17 °C."},
         ]
     )
-    return Agent(model=backend, tools=registry).run("Is Paris warmer than Berlin?")
+    return Agent(model=backend, tools=registry, approver="auto").run("Is Paris warmer than Berlin?")
 
 
 def dag_run():
@@ -85,7 +85,7 @@ def dag_run():
             },
         ]
     )
-    return Agent(model=backend, tools=registry, planner="dag").run("Is Paris warmer than Berlin?")
+    return Agent(model=backend, tools=registry, planner="dag", approver="auto").run("Is Paris warmer than Berlin?")
 
 
 @pytest.fixture(scope="module")
@@ -223,9 +223,9 @@ def test_tree_search_trace_draws_the_search_tree():
             {"text": "Paris is warmer."},
         ],
     }
-    result = Agent(model=ScriptedBackend(ScriptFile.model_validate(script)), tools=registry, planner="dfsdt").run(
-        "Is Paris warm?"
-    )
+    result = Agent(
+        model=ScriptedBackend(ScriptFile.model_validate(script)), tools=registry, planner="dfsdt", approver="auto"
+    ).run("Is Paris warm?")
     assert result.status == "ok", result.error
     view = build_view(result.task_id, result.trace)
     assert view.plan_kind == "search tree" and not view.plan_from_events

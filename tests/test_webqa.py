@@ -25,6 +25,7 @@ from toolkit.planner.webqa_text import (
 )
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.agent import Agent
+from toolkit.runtime.policy import needs_approval
 from toolkit.trace_view import build_view
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -207,14 +208,12 @@ def test_sentences_ranking_and_citations():
     assert extractive_answer(quotes) == "The tower was completed in 1889 [1]. The statue was dedicated in 1886 [2]."
 
 
-def test_without_the_browser_or_against_the_policy_the_task_fails_with_the_reason(corpus):
+def test_without_the_browser_the_task_fails_with_the_reason_and_its_reading_needs_no_approval(corpus):
     backend = ScriptedBackend([{"text": "unused"}])
     missing = Agent(model=backend, tools=ToolRegistry(), planner="webqa").run(QUESTION)
     assert missing.status == "error" and "needs the `browser` tool" in missing.error
-
-    async def deny(call, resolved):
-        return "the user allows no web access"
-
-    denied = Agent(model=backend, tools=registry_for(corpus), planner="webqa", approver=deny).run(QUESTION)
-    assert denied.status == "error" and "the user allows no web access" in denied.error
-    assert [o.error.value for o in denied.observations] == ["denied"]
+    # the browser only reads: every action webqa uses is declared read-only, so the approval
+    # rule (not read-only -> ask, or deny when nobody can be asked) never stops a webqa run
+    registry = registry_for(corpus)
+    for action in ("search", "load", "scroll_down", "quote", "merge_quotes", "finish"):
+        assert not needs_approval(registry.resolve(f"browser.{action}"))

@@ -8,7 +8,9 @@ The shipped JSON Schema (`toolkit/schema/manifest.schema.json`) is generated fro
 from __future__ import annotations
 
 import json
+import keyword
 import re
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,8 +19,13 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from toolkit import safe_yaml
+from toolkit.schema_validation import schema_problems
+
 NAME_PATTERN = r"^[a-z0-9_]+$"
 ACTION_PATTERN = r"^[A-Za-z0-9_]+$"
+MODULE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"  # absolute and dotted: no "", ".x", "a..b"
+FUNCTION_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 SCHEMA_PATH = Path(__file__).parent / "schema" / "manifest.schema.json"
 
 
@@ -76,12 +83,26 @@ class Action(_Strict):
         except SchemaError as exc:
             pointer = "/" + "/".join(str(p) for p in exc.absolute_path) if exc.absolute_path else ""
             raise ValueError(f"not a valid JSON Schema at {pointer or '/'}: {exc.message}") from None
+        problems = schema_problems(schema)
+        if problems:
+            pointer, message = problems[0]
+            raise ValueError(f"refused at {pointer or '/'}: {message}")
         return schema
 
 
 class PythonBinding(_Strict):
     type: Literal["python"] = "python"
-    module: str = Field(description="Importable module holding one function per action.")
+    module: str = Field(
+        description="Importable module holding one function per action: an absolute dotted name, not the standard library's.",
+    )
+
+    @field_validator("module")
+    @classmethod
+    def _module_allowed(cls, module: str) -> str:
+        problem = module_name_problem(module, allow_stdlib=False)
+        if problem:
+            raise ValueError(problem)
+        return module
 
 
 class HttpBinding(_Strict):
@@ -137,6 +158,15 @@ class Requires(_Strict):
     )
     install_hint: str | None = Field(None, description="What to install when something is missing.")
 
+    @field_validator("python")
+    @classmethod
+    def _modules_allowed(cls, modules: list[str]) -> list[str]:
+        for module in modules:
+            problem = module_name_problem(module, allow_stdlib=True)
+            if problem:
+                raise ValueError(problem)
+        return modules
+
 
 class Manifest(_Strict):
     name: str = Field(pattern=NAME_PATTERN, description="Unique tool name.")
@@ -161,6 +191,11 @@ class Manifest(_Strict):
             if action.name in seen:
                 raise ValueError(f"two actions named {action.name!r}")
             seen.add(action.name)
+            function = action.function or action.name
+            if self.binding.type == "python" and (
+                not re.match(FUNCTION_PATTERN, function) or function.startswith("__") or keyword.iskeyword(function)
+            ):
+                raise ValueError(f"action {action.name!r}: {function!r} is not a public function name of the module")
         return self
 
     def action(self, name: str) -> Action | None:
@@ -213,7 +248,7 @@ def read_document(path: Path) -> Any:
     try:
         if path.suffix == ".json":
             return json.loads(text)
-        return yaml.safe_load(text)
+        return safe_yaml.load(text)
     except (json.JSONDecodeError, yaml.YAMLError, ValueError, RecursionError) as exc:
         raise ManifestError(
             str(path), [("", f"not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}")]
@@ -268,14 +303,45 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
+def module_name_problem(module: str, allow_stdlib: bool) -> str | None:
+    """Why `module` can't name a module to import, or None. Only absolute dotted names of
+    identifiers; for a tool's binding, nothing of the standard library (`os`, `builtins`,
+    `subprocess`...), whose functions a model must never reach directly: wrap one in a module of
+    your own to offer it."""
+    if not re.match(MODULE_PATTERN, module):
+        return f"{module!r} is not an absolute dotted module name (like `my_tools.weather`)"
+    parts = module.split(".")
+    if any(keyword.iskeyword(p) for p in parts):
+        return f"{module!r} holds a Python keyword"
+    if not allow_stdlib and parts[0] in sys.stdlib_module_names:
+        return f"{module!r} is part of the standard library; bind a module of your own that wraps what you need"
+    return None
+
+
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
 def expand_env(value: str, environ: dict[str, str]) -> str:
     """Replace `${VAR}` with the variable's value (missing variables become empty)."""
-    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: environ.get(m.group(1), ""), value)
+    return ENV_REFERENCE.sub(lambda m: environ.get(m.group(1), ""), value)
+
+
+def env_references(value: str) -> list[str]:
+    """The variables a `${VAR}` template reads."""
+    return ENV_REFERENCE.findall(value)
+
+
+def sent_env_names(manifest: Manifest) -> set[str]:
+    """Every environment variable whose value the tool sends or hands on: its `auth.env`, and what
+    its headers (http, openapi) and server environment (mcp) read. All are secrets to redact."""
+    names = set(manifest.auth.env)
+    templates = getattr(manifest.binding, "headers", None) or getattr(manifest.binding, "env", None) or {}
+    for value in templates.values():
+        names.update(env_references(value))
+    return names
 
 
 if __name__ == "__main__":
-    import sys
-
     if "--write-schema" in sys.argv:
         SCHEMA_PATH.write_text(json.dumps(json_schema(), indent=2) + "\n")
         print(f"wrote {SCHEMA_PATH}")

@@ -17,9 +17,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from toolkit.bindings import ActionBinding, BindingError, make_bindings
+from toolkit.bindings import ActionBinding, BindingError, binding_destination, make_bindings
 from toolkit.lockfile import LockFile, default_lock_path, read_lock
-from toolkit.manifest import Action, Manifest, ManifestError, load_manifest, manifest_files
+from toolkit.manifest import Action, Manifest, ManifestError, load_manifest, manifest_files, sent_env_names
 from toolkit.types import ToolSpec
 
 ENTRY_POINT_GROUP = "toolkit.tools"
@@ -43,6 +43,12 @@ class RegisteredTool:
     @property
     def name(self) -> str:
         return self.manifest.name
+
+    def destinations(self) -> dict[str, dict[str, Any]] | None:
+        """Where each action's calls go (what the lock pins); None when the tool is not bound."""
+        if not self.bindings:
+            return None
+        return {name: binding_destination(b) for name, b in sorted(self.bindings.items())}
 
 
 @dataclass
@@ -159,7 +165,7 @@ class ToolRegistry:
             except BindingError as exc:
                 tool.reason = str(exc)
         if tool.reason is None and self.lock is not None:
-            tool.reason = self.lock.check(tool.manifest)
+            tool.reason = self.lock.check(tool.manifest, tool.destinations())
         tool.available = tool.reason is None
         self.tools[manifest.name] = tool
         return tool
@@ -228,8 +234,8 @@ class ToolRegistry:
     # ---- lookup --------------------------------------------------------------------------
 
     def secret_env_names(self) -> set[str]:
-        """The environment variables holding the tools' credentials (`auth.env`): never to be shown."""
-        return {name for tool in self.tools.values() for name in tool.manifest.auth.env}
+        """The environment variables whose values the tools send: never to be shown."""
+        return {name for tool in self.tools.values() for name in tool_secret_names(tool.manifest, tool.settings)}
 
     def available(self) -> list[RegisteredTool]:
         return [t for t in self.tools.values() if t.available]
@@ -269,11 +275,12 @@ class ToolRegistry:
 
         return to_openai_tools(self.specs(names))
 
-    def to_langchain(self, names: list[str] | None = None) -> list[Any]:
-        """LangChain StructuredTools that call through an Executor (needs langchain-core)."""
+    def to_langchain(self, names: list[str] | None = None, approver: Any = None) -> list[Any]:
+        """LangChain StructuredTools that call through an Executor (needs langchain-core); actions
+        not declared read-only are denied unless `approver` says otherwise ("auto", a callback)."""
         from toolkit.interop.langchain_tools import to_langchain_tools
 
-        return to_langchain_tools(self, names)
+        return to_langchain_tools(self, names, approver=approver)
 
     def add_langchain_tool(self, tool: Any, **options: Any) -> RegisteredTool | None:
         from toolkit.interop.langchain_tools import add_langchain_tool
@@ -290,10 +297,35 @@ def action_spec(manifest: Manifest, action: Action, name: str | None = None) -> 
     )
 
 
+def tool_secret_names(manifest: Manifest, settings: dict[str, Any]) -> set[str]:
+    """A tool's `auth.env`, the variables its header and MCP env templates read, and the ones its
+    settings name (`api_key_env: OPENAI_API_KEY`, as the image tool's)."""
+    names = sent_env_names(manifest)
+    names.update(v for k, v in settings.items() if k.endswith("_env") and isinstance(v, str) and v)
+    return names
+
+
+def configured_secret_names(paths: Iterable[str | Path], tool_settings: dict[str, dict[str, Any]]) -> set[str]:
+    """The secrets' names of the built-in manifests and those under `paths`, read without binding
+    anything (no module imported, no server started): for commands that only show what a run
+    wrote, like `toolkit trace`."""
+    names: set[str] = set()
+    files = manifest_files(builtin_manifest_dir())
+    for path in map(Path, paths):
+        files.extend(manifest_files(path) if path.is_dir() else [path] if path.is_file() else [])
+    for file in files:
+        try:
+            manifest = load_manifest(file)
+        except ManifestError:
+            continue
+        names |= tool_secret_names(manifest, {**manifest.settings, **tool_settings.get(manifest.name, {})})
+    return names
+
+
 def _module_exists(name: str) -> bool:
     try:
         return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
+    except (Exception, SystemExit):  # noqa: BLE001 - finding `a.b` imports `a`, which may do anything
         return False
 
 

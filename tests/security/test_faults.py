@@ -59,7 +59,7 @@ def test_failing_tools_become_observations_and_the_task_returns():
         ]
     )
     started = time.perf_counter()
-    result = Agent(model=backend, tools=registry).run("try everything")
+    result = Agent(model=backend, tools=registry, approver="auto").run("try everything")
     assert time.perf_counter() - started < 30  # the hung tool did not hold the task
     assert result.status == "ok" and result.answer == "done anyway"
     by_name = {o.name: o for o in result.observations}
@@ -116,6 +116,6 @@ def test_backend_faults_end_as_an_error_status(faulty_url, mode, options):
     backend = OpenAIBackend("m", faulty_url, api_key="k", **options)
     registry = ToolRegistry()
     registry.add_function(explode)
-    result = Agent(model=backend, tools=registry).run("hello")
+    result = Agent(model=backend, tools=registry, approver="auto").run("hello")
     assert result.status == "error" and result.error
     assert result.trace[-1].kind == "task_end"

@@ -97,7 +97,7 @@ def test_fuzz_model_outputs_through_an_agent(texts):
     registry = ToolRegistry()
     registry.add_function(calculate)
     backend = ScriptedBackend([{"text": t} for t in texts])
-    result = asyncio.run(Agent(model=backend, tools=registry, max_steps=4).arun("fuzz"))
+    result = asyncio.run(Agent(model=backend, tools=registry, max_steps=4, approver="auto").arun("fuzz"))
     assert result.status in ("ok", "max_steps", "error")
     result.model_dump_json()
 
@@ -124,7 +124,7 @@ def test_fuzz_tool_results(value):
         return value
 
     registry.add_function(produce)
-    obs = asyncio.run(Executor(registry, max_output_chars=4000).execute(ToolCall(name="produce")))
+    obs = asyncio.run(Executor(registry, max_output_chars=4000, approver="auto").execute(ToolCall(name="produce")))
     assert obs.ok and isinstance(obs.text, str)
     assert len(obs.text) <= 4000 + 100  # truncated with its marker
     obs.model_dump_json()

@@ -235,6 +235,8 @@ def test_escape_attempt_through_the_registered_tool(planted):
     if not registry.tools["python"].available:
         pytest.skip(registry.tools["python"].reason)
     obs = asyncio.run(
-        Executor(registry).execute(ToolCall(name="python", arguments={"code": f"print(open({str(planted)!r}).read())"}))
+        Executor(registry, approver="auto").execute(
+            ToolCall(name="python", arguments={"code": f"print(open({str(planted)!r}).read())"})
+        )
     )
     assert SECRET not in obs.text

@@ -48,8 +48,18 @@ def leaky_registry(tmp_path, monkeypatch):
                 "binding": {"type": "http", "base_url": url, "headers": {"Authorization": "Bearer ${LEAKY_API_KEY}"}},
                 "auth": {"env": ["LEAKY_API_KEY"]},
                 "actions": [
-                    {"name": "ok", "description": "Works.", "route": {"path": "/ok"}},
-                    {"name": "fail", "description": "Fails.", "route": {"path": "/fail"}},
+                    {
+                        "name": "ok",
+                        "description": "Works.",
+                        "route": {"path": "/ok"},
+                        "annotations": {"read_only": True},
+                    },
+                    {
+                        "name": "fail",
+                        "description": "Fails.",
+                        "route": {"path": "/fail"},
+                        "annotations": {"read_only": True},
+                    },
                 ],
             }
         )

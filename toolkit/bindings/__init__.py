@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
 from toolkit.manifest import Manifest
 
 
@@ -36,6 +38,17 @@ class ToolContext:
 class ActionBinding(Protocol):
     async def invoke(self, arguments: dict[str, Any], ctx: ToolContext) -> Any: ...
 
+    # where a call goes and what it carries, as plain JSON data; `toolkit tools lock` pins it.
+    # Optional: a binding without it is described by its class alone.
+    # def destination(self) -> dict[str, Any]: ...
+
+
+def binding_destination(binding: ActionBinding) -> dict[str, Any]:
+    describe = getattr(binding, "destination", None)
+    if callable(describe):
+        return describe()
+    return {"type": f"{type(binding).__module__}.{type(binding).__qualname__}"}
+
 
 class BindingError(Exception):
     """A binding could not be built (module missing, spec unreadable...). Makes the tool unavailable."""
@@ -47,6 +60,16 @@ class ToolInputError(ValueError):
 
 
 def make_bindings(manifest: Manifest, base_dir: Path | None) -> tuple[Manifest, dict[str, ActionBinding]]:
+    """Raises BindingError for anything that goes wrong, discovered actions that don't validate included."""
+    try:
+        return _make_bindings(manifest, base_dir)
+    except ValidationError as exc:  # an action an OpenAPI spec or MCP server describes is unusable
+        first = exc.errors(include_url=False)[0]
+        where = "/".join(str(p) for p in first["loc"])
+        raise BindingError(f"a discovered action is invalid at {where or '/'}: {first['msg']}") from None
+
+
+def _make_bindings(manifest: Manifest, base_dir: Path | None) -> tuple[Manifest, dict[str, ActionBinding]]:
     kind = manifest.binding.type
     if kind == "python":
         from toolkit.bindings.python import python_bindings

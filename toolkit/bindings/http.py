@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 
-from toolkit.bindings import ActionBinding, BindingError, ToolContext
-from toolkit.manifest import HttpBinding, Manifest, expand_env
+from toolkit.bindings import ActionBinding, BindingError, ToolContext, ToolInputError
+from toolkit.manifest import HttpBinding, Manifest, env_references, expand_env
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -30,13 +31,22 @@ class RequestBinding:
         self.path = path if path.startswith("/") else "/" + path
         self.headers = headers
 
+    def destination(self) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "method": self.method,
+            "url": self.base_url + self.path,
+            "headers": dict(sorted(self.headers.items())),  # templates: `${VAR}`, never a value
+            "sends_env": sorted({name for v in self.headers.values() for name in env_references(v)}),
+        }
+
     async def invoke(self, arguments: dict[str, Any], ctx: ToolContext) -> Any:
         args = dict(arguments)
         path = self.path
         for name in _PLACEHOLDER.findall(self.path):
             if name not in args:
-                raise ValueError(f"missing path parameter {name!r}")
-            path = path.replace("{" + name + "}", quote(str(args.pop(name)), safe=""))
+                raise ToolInputError(f"missing path parameter {name!r}")
+            path = path.replace("{" + name + "}", path_segment(name, args.pop(name)))
         environ = {**os.environ, **ctx.env}
         headers = {k: expand_env(v, environ) for k, v in self.headers.items()}
         send_body = self.method in ("POST", "PUT", "PATCH")
@@ -53,6 +63,24 @@ class RequestBinding:
         if "json" in response.headers.get("content-type", ""):
             return response.json()
         return response.text
+
+
+def path_segment(name: str, value: Any) -> str:
+    """A path parameter as exactly one segment of the route's path. Percent-encoding keeps `/`
+    and `?` inside it, but a server (or a proxy before it) normalises `.` and `..` segments, after
+    decoding them (`%2e%2e`), sometimes twice, and some treat `\\` as `/`: a value that decodes to
+    such a segment, or to nothing, would reach another path, so it is refused."""
+    text = str(value)
+    decoded = text
+    for _ in range(4):  # %252e%252e -> %2e%2e -> ..
+        step = unquote(decoded)
+        if step == decoded:
+            break
+        decoded = step
+    decoded = unicodedata.normalize("NFKC", decoded)  # fullwidth dots (U+FF0E) normalise to `.`
+    if not decoded.strip() or any(part.strip() in (".", "..") for part in re.split(r"[/\\]", decoded)):
+        raise ToolInputError(f"path parameter {name!r} may not be {text[:80]!r}: it would leave the route's path")
+    return quote(text, safe="")
 
 
 def _query_value(value: Any) -> Any:

@@ -19,13 +19,14 @@ per task. A server that dies is restarted by the next call.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 from toolkit.bindings import ActionBinding, BindingError, ToolContext
-from toolkit.manifest import Action, Manifest, MCPBinding, expand_env
+from toolkit.manifest import Action, Manifest, MCPBinding, env_references, expand_env
 
 DEFAULT_CONNECT_TIMEOUT_S = 30.0
 
@@ -33,8 +34,9 @@ DEFAULT_CONNECT_TIMEOUT_S = 30.0
 class MCPServerHandle:
     """The connection of one tool, shared by its actions, counted in by the executors using it."""
 
-    def __init__(self, connection: Any):
+    def __init__(self, connection: Any, server: dict[str, Any] | None = None):
         self.connection = connection
+        self.server = server or {}  # what the lock pins: command or URL, env templates, folder
         self._users = 0
         self._lock = threading.Lock()
 
@@ -58,6 +60,9 @@ class MCPToolBinding:
     def __init__(self, handle: MCPServerHandle, mcp_name: str):
         self.handle = handle
         self.mcp_name = mcp_name
+
+    def destination(self) -> dict[str, Any]:
+        return {"type": "mcp", **self.handle.server, "tool": self.mcp_name}
 
     async def invoke(self, arguments: dict[str, Any], ctx: ToolContext) -> Any:
         from toolkit.interop.mcp import content_from_result
@@ -84,6 +89,25 @@ def server_target(binding: MCPBinding, base_dir: Path | None, environ: dict[str,
         command=command[0], args=command[1:], env=env or None, cwd=str(base_dir) if base_dir else None
     )
     return params, " ".join(command)
+
+
+def server_description(binding: MCPBinding, base_dir: Path | None) -> dict[str, Any]:
+    """Where the server is, as the lock pins it: the URL, or the command with its program
+    resolved on PATH (another `npx` earlier on PATH is another server), the environment as
+    templates (`${VAR}`, never a value) and the folder it starts in."""
+    if binding.url:
+        return {"url": binding.url}
+    command = list(binding.command or [])
+    if command and command[0] in ("python", "python3"):
+        command[0] = sys.executable
+    elif command:
+        command[0] = shutil.which(command[0]) or command[0]
+    return {
+        "command": command,
+        "env": dict(sorted(binding.env.items())),
+        "sends_env": sorted({n for v in binding.env.values() for n in env_references(v)}),
+        "cwd": str(base_dir) if base_dir else None,
+    }
 
 
 def mcp_bindings(manifest: Manifest, base_dir: Path | None) -> tuple[Manifest, dict[str, ActionBinding]]:
@@ -135,7 +159,7 @@ def mcp_bindings(manifest: Manifest, base_dir: Path | None) -> tuple[Manifest, d
         for name, (mcp_name, action) in found.items():
             actions.append(action)
             mcp_names[name] = mcp_name
-    handle = MCPServerHandle(connection)
+    handle = MCPServerHandle(connection, server_description(binding, base_dir))
     bindings: dict[str, ActionBinding] = {
         name: MCPToolBinding(handle, mcp_name) for name, mcp_name in mcp_names.items()
     }

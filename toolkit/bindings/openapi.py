@@ -15,6 +15,7 @@ from urllib.parse import urljoin
 import httpx
 import yaml
 
+from toolkit import safe_yaml
 from toolkit.bindings import ActionBinding, BindingError
 from toolkit.bindings.http import RequestBinding
 from toolkit.manifest import Action, Annotations, Manifest
@@ -40,9 +41,9 @@ def read_spec(location: str, base_dir: Path | None) -> tuple[dict[str, Any], str
         except OSError as exc:
             raise BindingError(f"cannot read OpenAPI spec {path}: {exc}") from None
     try:
-        spec = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise BindingError(f"OpenAPI spec {location} is not JSON or YAML: {exc}") from None
+        spec = json.loads(text) if text.lstrip().startswith("{") else safe_yaml.load(text)
+    except (json.JSONDecodeError, yaml.YAMLError, RecursionError) as exc:
+        raise BindingError(f"OpenAPI spec {location} is not usable JSON or YAML: {exc}") from None
     if not isinstance(spec, dict) or "paths" not in spec:
         raise BindingError(f"OpenAPI spec {location} has no `paths`")
     return spec, url

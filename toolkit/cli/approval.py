@@ -7,8 +7,14 @@ from rich.console import Console
 
 TERMINAL_MODES = ("ask", "auto", "deny")
 
+APPROVAL_RULE = (
+    "An action that is not declared read-only (annotations: {read_only: true}, an MCP readOnlyHint, "
+    "an OpenAPI GET) asks before it runs, or is denied when nobody can be asked."
+)
 ApproveOption = typer.Option(
-    None, "--approve", help="Actions with side effects: ask | auto | deny (default: ask on a terminal, deny otherwise)."
+    None,
+    "--approve",
+    help=f"{APPROVAL_RULE} ask | auto | deny (default: the config's `approve`, else ask on a terminal, deny otherwise).",
 )
 
 

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from toolkit.cli.approval import APPROVAL_RULE
 from toolkit.config import ConfigError
 from toolkit.models import BackendError
 from toolkit.runtime.batch import AgentOptions, BatchPlan, BatchStats, plan_batch, run_batch, unknown_tools
@@ -117,7 +118,9 @@ def batch(
     tools_path: list[str] | None = typer.Option(None, "--tools-path", help="Extra folder of manifests (repeatable)."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Budget of planner steps per task."),
     approve: str = typer.Option(
-        "deny", "--approve", help="Actions with side effects: auto | deny (no one to ask in a batch)."
+        "deny",
+        "--approve",
+        help=f"{APPROVAL_RULE} No one can be asked in a batch: deny | auto (allow them all).",
     ),
     resume: bool = typer.Option(
         False,

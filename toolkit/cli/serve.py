@@ -8,6 +8,7 @@ from typing import Literal, cast
 import typer
 from rich.console import Console
 
+from toolkit.cli.approval import APPROVAL_RULE
 from toolkit.config import load_config, tool_folders
 
 app = typer.Typer(help="Serve the tools to other programs.", no_args_is_help=True)
@@ -32,7 +33,9 @@ def mcp(
     approve: str = typer.Option(
         "auto",
         "--approve",
-        help="Actions with side effects: auto (the MCP host asks its user; annotations tell it which) | deny.",
+        help=f"{APPROVAL_RULE} Here the asking is the MCP host's: auto (default) passes every call to the host, "
+        "whose user approves tool calls (MCP keeps a human in the loop; the readOnlyHint/destructiveHint we export "
+        "tell it which) | deny (refuse them here).",
     ),
 ) -> None:
     """Serve the available tools as an MCP server; calls run through the toolkit executor."""

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from toolkit.cli.approval import ApproveOption, check_approve
 from toolkit.config import Config, load_config, tool_folders, user_tools_dir
+from toolkit.lockfile import LockFile
 from toolkit.manifest import ManifestError, dump_manifest, load_manifest, manifest_files
 from toolkit.registry import ToolRegistry
 
@@ -71,7 +72,9 @@ def show(name: str, tools_path: list[str] | None = ToolsPath) -> None:
     registry = build_registry(tools_path)
     tool = registry.tools.get(name)
     if tool is None:
-        err.print(f"no tool named {name!r}; see `toolkit tools list`")
+        err.print(f"no tool named {name!r}; see `toolkit tools list`", soft_wrap=True, markup=False)
+        for line in (line for e in registry.errors for line in e.lines()):
+            err.print(f"skipped {line}", soft_wrap=True, markup=False)
         raise typer.Exit(1)
     console.print(f"[bold]{tool.name}[/] {tool.manifest.version}  from {tool.source}")
     console.print("available" if tool.available else f"[red]unavailable: {tool.reason}[/]")
@@ -218,19 +221,41 @@ def import_plugin(
 def lock(
     names: list[str] | None = typer.Argument(None, help="Tools to (re-)approve; default: every tool."),
     lock_file: Path | None = typer.Option(None, "--lock-file", help="Default: $TOOLKIT_HOME/tools.lock.json."),
-    check: bool = typer.Option(False, "--check", help="Change nothing; exit 1 if a tool differs from its lock."),
+    check: bool = typer.Option(
+        False,
+        "--check",
+        help="Change nothing; print each change and exit 1 if a tool differs from its lock (or no longer loads).",
+    ),
     tools_path: list[str] | None = ToolsPath,
 ) -> None:
-    """Pin tools by content hash. A tool that changes later (its manifest, or the tools an MCP
-    server or OpenAPI spec offers) is refused until you lock it again."""
-    from toolkit.lockfile import LockEntry, LockFile, default_lock_path, manifest_digest, read_lock, write_lock
+    """Pin tools: each one's manifest hash (discovered actions included) and each action's
+    destination: method, URL and headers of http and OpenAPI actions (with the variables they
+    send), the function of python actions, the command or URL of MCP servers. A tool that
+    changes later (its manifest, the tools an MCP server or OpenAPI spec offers, a spec's server,
+    path or method) is refused, with the change as the reason, until you lock it again."""
+    from toolkit.lockfile import (
+        LockEntry,
+        UnreadableLock,
+        default_lock_path,
+        manifest_digest,
+        read_lock,
+        write_lock,
+    )
 
     path = lock_file or default_lock_path()
     config = load_config()
     registry = ToolRegistry.default(tool_folders(config, tools_path), tool_settings=config.tools, lock_path=path)
     current = read_lock(path) or LockFile()
+    if isinstance(current, UnreadableLock) and not check:
+        err.print(f"{current.problem}: starting a new lock", soft_wrap=True, markup=False)
+        current = LockFile()
     if check:
-        changed = [f"{t.name}: {t.reason}" for t in registry.tools.values() if current.check(t.manifest)]
+        changed = [
+            f"{t.name}: {reason}"
+            for t in registry.tools.values()
+            if (reason := current.check(t.manifest, t.destinations()))
+        ]
+        changed += _locked_but_not_loaded(current, registry)
         for line in changed:
             print(line)
         raise typer.Exit(1 if changed else 0)
@@ -238,8 +263,37 @@ def lock(
     if unknown:
         err.print(f"no tool named {', '.join(unknown)}; see `toolkit tools list`")
         raise typer.Exit(1)
+    unbound = []
     for tool in registry.tools.values():
         if not names or tool.name in names:
-            current.tools[tool.name] = LockEntry(sha256=manifest_digest(tool.manifest), source=tool.source)
+            destinations = tool.destinations()
+            if destinations is None:
+                unbound.append(tool.name)
+            current.tools[tool.name] = LockEntry(
+                sha256=manifest_digest(tool.manifest), source=tool.source, destinations=destinations
+            )
     write_lock(path, current)
     print(f"locked {len(names) if names else len(registry.tools)} tool(s) in {path}")
+    if unbound:
+        err.print(
+            f"not bound, so where their calls go is not pinned: {', '.join(unbound)}; they are refused once "
+            "available, until locked again then",
+            soft_wrap=True,
+            markup=False,
+        )
+
+
+def _locked_but_not_loaded(lock: LockFile, registry: ToolRegistry) -> list[str]:
+    """A locked tool that did not load is a change too: its file now fails to load (swapped for
+    something broken, or for an alias bomb), or it is gone."""
+    failures = {str(Path(e.source).resolve()): e for e in registry.errors if e.source and Path(e.source).exists()}
+    lines = []
+    for name, entry in sorted(lock.tools.items()):
+        if name in registry.tools:
+            continue
+        error = failures.get(str(Path(entry.source).resolve())) if entry.source else None
+        if error is not None:
+            lines.append(f"{name}: changed since it was locked: its manifest no longer loads: {error.lines()[0]}")
+        else:
+            lines.append(f"{name}: locked, but no longer found (locked from {entry.source})")
+    return lines

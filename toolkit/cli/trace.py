@@ -36,7 +36,26 @@ def _load(file: Path, task: str | None) -> dict:
     if not traces:
         err.print(f"error: {file} holds no trace events")
         raise typer.Exit(2)
-    return traces
+    return _redacted(traces)
+
+
+def _redacted(traces: dict) -> dict:
+    """A trace file may come from anywhere (an older toolkit, another machine): what is shown of
+    it has the secrets this machine's tools send removed, as a run would have."""
+    from toolkit.config import ConfigError, load_config, tool_folders
+    from toolkit.models.openai import DEFAULT_KEY_ENV
+    from toolkit.registry import configured_secret_names
+    from toolkit.runtime.secrets import redact_model, redactor_for
+
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        err.print(f"error: {exc}")
+        raise typer.Exit(2) from None
+    redact = redactor_for(configured_secret_names(tool_folders(config), config.tools) | {DEFAULT_KEY_ENV})
+    if not redact:
+        return traces
+    return {task: [redact_model(redact, e) for e in events] for task, events in traces.items()}
 
 
 @app.command("show")

@@ -13,6 +13,7 @@ from toolkit.bindings import ToolContext
 from toolkit.interop.openai_schema import to_openai_name
 from toolkit.manifest import Action, Annotations, Manifest, PythonBinding
 from toolkit.runtime.executor import Executor
+from toolkit.runtime.policy import Approver, Mode
 from toolkit.types import ToolCall
 
 if TYPE_CHECKING:
@@ -22,12 +23,17 @@ if TYPE_CHECKING:
 
 
 def to_langchain_tools(
-    registry: ToolRegistry, names: list[str] | None = None, executor: Executor | None = None
+    registry: ToolRegistry,
+    names: list[str] | None = None,
+    executor: Executor | None = None,
+    approver: Approver | Mode | None = None,
 ) -> list[StructuredTool]:
-    """One StructuredTool per available action; names are OpenAI-safe (`tool__action`)."""
+    """One StructuredTool per available action; names are OpenAI-safe (`tool__action`). Calls
+    go through an Executor: without `executor` or `approver`, actions that are not declared
+    read-only are denied (pass `approver="auto"` to let the LangChain side decide)."""
     from langchain_core.tools import StructuredTool
 
-    executor = executor or Executor(registry)
+    executor = executor or Executor(registry, approver=approver)
     tools = []
     for spec in registry.specs(names):
 
@@ -53,6 +59,10 @@ def to_langchain_tools(
 class LangChainToolBinding:
     def __init__(self, tool: BaseTool):
         self.tool = tool
+
+    def destination(self) -> dict[str, Any]:
+        cls = type(self.tool)
+        return {"type": "langchain", "tool": f"{cls.__module__}.{cls.__qualname__}", "name": self.tool.name}
 
     async def invoke(self, arguments: dict[str, Any], ctx: ToolContext) -> Any:
         return await self.tool.ainvoke(arguments)

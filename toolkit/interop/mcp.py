@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from toolkit.manifest import ACTION_PATTERN, Action, Annotations, Manifest
+from toolkit.schema_validation import schema_problems
 
 if TYPE_CHECKING:  # mcp is an optional dependency: imported where used
     from mcp.types import CallToolResult, Tool, ToolAnnotations
@@ -70,7 +71,7 @@ def _valid_schema(schema: Any) -> dict[str, Any] | None:
         Draft202012Validator.check_schema(schema)
     except SchemaError:
         return None
-    return schema
+    return None if schema_problems(schema) else schema  # a remote $ref, say: never fetched
 
 
 def is_wrapped_output(schema: dict[str, Any] | None) -> bool:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from toolkit.interop.mcp import mcp_tool_from_action, mcp_tool_name, result_from_observation
 from toolkit.registry import ToolRegistry, qualified_name
 from toolkit.runtime.executor import Executor
+from toolkit.runtime.secrets import redact_model
 from toolkit.types import ToolCall
 
 SESSION_ID = "mcp"  # tool state (a browser, say) is kept for the server's life, across its clients
@@ -68,7 +69,8 @@ def build_server(
                 is_error=True,
             )
         observation = await executor.execute(ToolCall(name=entry[0], arguments=params.arguments or {}), SESSION_ID)
-        return result_from_observation(observation)
+        # what goes back to the host, as sent: the text and the structured content alike
+        return redact_model(executor.redact, result_from_observation(observation))
 
     def input_schema(name: str) -> dict[str, Any] | None:
         entry = lookup(name)

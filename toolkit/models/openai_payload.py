@@ -21,11 +21,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from toolkit.interop.openai_schema import name_map, to_openai_name, to_openai_tools
 from toolkit.models.parsing import clean_text, parse_model_output, parse_native_calls
+from toolkit.schema_validation import schema_validator, validation_errors
 from toolkit.types import Constraint, LLMRequest, LLMResponse, Message, Timings, Usage
 
 Server = Literal["openai", "vllm", "llamacpp"]
@@ -165,9 +165,10 @@ def check_constraint(text: str, constraint: Constraint, server: Server) -> tuple
             return str(choice), None
         return text, f"expected one of {constraint.choices}, got {text[:80]!r}"
     try:
-        error = best_match(Draft202012Validator(constraint.json_schema or {}).iter_errors(value))
-    except Exception as exc:  # noqa: BLE001 - a broken schema or pathological value
+        validator = schema_validator(constraint.json_schema or {})
+    except Exception as exc:  # noqa: BLE001 - a broken schema
         return text, f"the output could not be checked against the schema ({type(exc).__name__})"
+    error = best_match(validation_errors(validator, value))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
         return text, f"the output doesn't match the schema at {where}: {error.message[:300]}"

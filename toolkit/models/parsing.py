@@ -27,10 +27,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from toolkit.interop.openai_schema import to_openai_name
+from toolkit.schema_validation import schema_validator, validation_errors
 from toolkit.types import LLMResponse, ToolCall, ToolSpec
 
 NAME_KEYS = ("name", "tool", "tool_name", "action", "function", "recipient_name")
@@ -113,7 +113,7 @@ class ToolIndex:
         for short, names in suffixes.items():
             if len(names) == 1:
                 self.aliases.setdefault(short, names[0])
-        self._validators: dict[str, Draft202012Validator | None] = {}
+        self._validators: dict[str, Any] = {}
 
     def resolve(self, name: Any) -> str | None:
         if not isinstance(name, str):
@@ -130,16 +130,13 @@ class ToolIndex:
     def validate(self, name: str, arguments: dict[str, Any]) -> None:
         if name not in self._validators:
             try:
-                self._validators[name] = Draft202012Validator(self.specs[name].parameters)
+                self._validators[name] = schema_validator(self.specs[name].parameters)
             except Exception:  # noqa: BLE001 - a broken schema is the executor's to report
                 self._validators[name] = None
         validator = self._validators[name]
         if validator is None:
             return
-        try:
-            error = best_match(validator.iter_errors(arguments))
-        except (RecursionError, ValueError, TypeError) as exc:
-            raise _Invalid(f"arguments of {name} could not be checked ({type(exc).__name__})") from None
+        error = best_match(validation_errors(validator, arguments))
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
             raise _Invalid(f"arguments of {name} don't match its schema at {where}: {error.message[:300]}")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 
+from toolkit.planner.fence import OBSERVATION_CLOSE, OBSERVATION_OPEN, fence  # noqa: F401 - the tags, re-exported
 from toolkit.types import Message, Observation, ToolSpec
-
-OBSERVATION_OPEN = '<tool_output name="{name}" trust="untrusted-data">'
-OBSERVATION_CLOSE = "</tool_output>"
 
 # The fence's tag is not named here: a model shown `<tool_output>` before its first call writes
 # its calls in that tag (Qwen2.5-Coder 1.5B on BFCL parallel questions) instead of its own format.
@@ -30,9 +28,9 @@ def render_tools(tools: list[ToolSpec]) -> str:
 
 
 def render_observation(obs: Observation) -> str:
-    """Fence a tool's output so the model reads it as data; the closing tag can't be forged."""
-    body = obs.text.replace(OBSERVATION_CLOSE, "</tool_output_>")
-    return f"{OBSERVATION_OPEN.format(name=obs.name)}\n{body}\n{OBSERVATION_CLOSE}"
+    """Fence a tool's output so the model reads it as data; no form of the fence's tags can be
+    forged inside it (toolkit/planner/fence.py)."""
+    return fence(obs.name, obs.text)
 
 
 def observation_message(obs: Observation) -> Message:

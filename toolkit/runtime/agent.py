@@ -15,14 +15,16 @@ from typing import Any
 
 from toolkit.config import Config, load_config, tool_folders
 from toolkit.models import Backend, BackendError, load_backend, parse_model_string
+from toolkit.models.openai import DEFAULT_KEY_ENV
 from toolkit.models.parsing import clean_text
 from toolkit.planner import Planner, make_planner
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.concurrency import bounded_as_completed
 from toolkit.runtime.context import MaxStepsReached, PlannerError, RunContext
 from toolkit.runtime.dry_run import DryRunDone, describe_calls
-from toolkit.runtime.executor import Approver, Executor
-from toolkit.runtime.secrets import redactor_for
+from toolkit.runtime.executor import Executor
+from toolkit.runtime.policy import Approver, Mode
+from toolkit.runtime.secrets import redact_model, redactor_for
 from toolkit.runtime.trace import EventSink, TraceRecorder
 from toolkit.types import TaskInput, TaskResult, ToolSpec, TraceEvent
 
@@ -37,7 +39,9 @@ class Agent:
     tools: a ToolRegistry, or functions to register (with the built-ins), or None for the default.
     tool_names: restrict the tools offered to these tools (`math`) or actions (`math.solve`).
     planner: `react`, `dag`, `dfsdt`, `webqa` or a Planner instance.
-    approver: decides on actions annotated destructive or open_world; None lets them run.
+    approver: decides on actions that are not declared read-only: a callback `(call, resolved) ->
+        True | reason`, or "ask" (on the terminal), "auto" (allow) or "deny". None denies them:
+        opt in with `approver="auto"` to let such actions run unasked.
     retrieve_k: when more than `retrieve_threshold` actions are on offer, offer only the `retrieve_k`
         that BM25 tool retrieval ranks best for the task (None or 0: offer all).
     dry_run: record the calls the agent would make instead of running them; the task ends once
@@ -54,7 +58,7 @@ class Agent:
         planner: str | Planner = "react",
         planner_options: dict[str, Any] | None = None,
         max_steps: int | None = None,
-        approver: Approver | None = None,
+        approver: Approver | Mode | None = None,
         config: Config | None = None,
         on_event: Callable[[str, TraceEvent], None] | None = None,
         executor_options: dict[str, Any] | None = None,
@@ -77,8 +81,9 @@ class Agent:
         self.planner = make_planner(planner, **(planner_options or {}))
         self.max_steps = max_steps or self.config.max_steps
         self.on_event = on_event
-        # values of every tool's auth.env variables never appear in observations, errors or traces
-        self.redact = redactor_for(self.registry.secret_env_names())
+        # the values of the variables tools send, and the model's key, never appear in what we produce
+        model_keys = {DEFAULT_KEY_ENV, getattr(self._backend, "api_key_env", None) or DEFAULT_KEY_ENV}
+        self.redact = redactor_for(self.registry.secret_env_names() | model_keys)
         self.dry_run = dry_run
         self.executor = Executor(
             self.registry, approver=approver, **{"redact": self.redact, "dry_run": dry_run, **(executor_options or {})}
@@ -162,12 +167,11 @@ class Agent:
         finally:
             await self.executor.close_session(task_id)  # what tools kept for this task: a browser page...
         if result.error:
-            result.error = self.redact(result.error)
             trace.emit("error", text=result.error)
-        if result.answer:
-            result.answer = self.redact(result.answer)
         self._finish(result, ctx, trace, started)
-        return result
+        # the one redaction point of everything a result shows: --json, results and trace files,
+        # the HTML trace (task, steps, call arguments, plan, answer and error included)
+        return redact_model(self.redact, result)
 
     def _finish(self, result: TaskResult, ctx: RunContext | None, trace: TraceRecorder, started: float) -> None:
         if ctx is not None:

@@ -10,10 +10,10 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
 
 from toolkit.bindings import ToolContext, ToolInputError
 from toolkit.models.parsing import clean_text
@@ -21,19 +21,14 @@ from toolkit.registry import ResolvedAction, ToolRegistry, UnavailableToolError,
 from toolkit.runtime.deadlines import cut_off_after
 from toolkit.runtime.dry_run import dry_run_observation
 from toolkit.runtime.flat_schema import FlatCheck, flat_check
+from toolkit.runtime.policy import Approver, Mode, needs_approval, resolve_approver
 from toolkit.runtime.secrets import redactor_for
+from toolkit.schema_validation import schema_validator, validation_errors
 from toolkit.types import ErrorCode, Observation, ToolCall
 
 log = logging.getLogger(__name__)
 
-# Decides whether a call may run: True runs it; False (or a string, the reason) refuses it.
-Approver = Callable[[ToolCall, ResolvedAction], Awaitable[bool | str]]
 TRUNCATION_MARKER = "\n[... output truncated: {omitted} of {total} characters omitted ...]"
-
-
-def needs_approval(resolved: ResolvedAction) -> bool:
-    a = resolved.action.annotations
-    return a.destructive or a.open_world
 
 
 def render_content(content: Any) -> str:
@@ -66,22 +61,24 @@ class Executor:
         max_output_chars: int = 8000,
         max_retries: int = 1,
         retry_backoff_s: float = 0.2,
-        approver: Approver | None = None,
+        approver: Approver | Mode | None = None,
         redact: Callable[[str], str] | None = None,
         dry_run: bool = False,
     ):
+        """`approver` decides on actions not declared read-only: a callback, or `ask` | `auto` |
+        `deny`; None denies them (see toolkit/runtime/policy.py for the one rule)."""
         self.registry = registry
         # a dry run records calls and runs none (toolkit/runtime/dry_run.py)
         self.dry_run = dry_run
         self.max_output_chars = max_output_chars
         self.max_retries = max_retries
         self.retry_backoff_s = retry_backoff_s
-        self.approver = approver
+        self.approver = resolve_approver(approver)
         # by default the registry's own secrets: every front end (agent, MCP server, LangChain
         # tools, `toolkit tools call`) gets redacted errors and outputs without having to ask
         self.redact = redact if redact is not None else redactor_for(registry.secret_env_names(), registry.environ)
         self._semaphore = asyncio.Semaphore(max_concurrency)
-        self._validators: dict[str, Draft202012Validator] = {}
+        self._validators: dict[str, Any] = {}
         self._flat_checks: dict[str, FlatCheck | None] = {}
         self._sessions: dict[str, dict[str, dict[str, Any]]] = {}  # session -> tool -> state
         self._shared: dict[str, dict[str, Any]] = {}  # tool -> state shared by all sessions
@@ -93,11 +90,11 @@ class Executor:
         check = self._flat_checks[key]
         return check is not None and check(arguments)
 
-    def _validator(self, resolved: ResolvedAction) -> Draft202012Validator:
+    def _argument_errors(self, resolved: ResolvedAction, arguments: dict[str, Any]) -> list[ValidationError]:
         key = resolved.qualified_name
         if key not in self._validators:
-            self._validators[key] = Draft202012Validator(resolved.action.input_schema)
-        return self._validators[key]
+            self._validators[key] = schema_validator(resolved.action.input_schema)
+        return validation_errors(self._validators[key], arguments)
 
     def _fail(self, call: ToolCall, code: ErrorCode, message: str, started: float, attempts: int = 1) -> Observation:
         message = self.redact(message)
@@ -135,12 +132,12 @@ class Executor:
         errors = (
             []
             if self._certainly_valid(resolved, call.arguments)
-            else sorted(self._validator(resolved).iter_errors(call.arguments), key=lambda e: list(e.path))
+            else sorted(self._argument_errors(resolved, call.arguments), key=lambda e: [str(p) for p in e.path])
         )
         if errors:
             detail = "; ".join(f"{'/'.join(map(str, e.path)) or '(arguments)'}: {e.message}" for e in errors[:5])
             return self._fail(call, ErrorCode.invalid_arguments, detail, started)
-        if self.approver is not None and needs_approval(resolved):
+        if needs_approval(resolved):
             verdict = await self.approver(call, resolved)
             if verdict is not True:
                 reason = verdict if isinstance(verdict, str) else "the approval policy refused this action"

@@ -12,6 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
+from toolkit.runtime.secrets import redact_data, redact_model
 from toolkit.types import TaskResult, TraceEvent
 
 EventSink = Callable[[TraceEvent], None]
@@ -27,8 +30,8 @@ class TraceRecorder:
     def emit(self, kind: str, **fields: Any) -> TraceEvent:
         # None is every optional field's default: leaving it out halves the model's validation work
         fields = {k: v for k, v in fields.items() if v is not None}
-        if self.redact is not None and fields.get("text"):
-            fields["text"] = self.redact(fields["text"])
+        if self.redact:  # a falsy Redactor knows no secret: nothing to do, at no cost per event
+            fields = self._redacted(fields)
         # whole microseconds; int() rather than round(x, 6), which costs 7x as much (string-based)
         t = int((time.perf_counter() - self.started) * 1e6) / 1e6
         event = TraceEvent(kind=kind, t=t, **fields)
@@ -36,6 +39,23 @@ class TraceRecorder:
         if self.sink is not None:
             self.sink(event)
         return event
+
+    def _redacted(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Every string an event carries, not only its text: a call's arguments, a plan's steps,
+        an observation (the live view and every trace file show them)."""
+        redact = self.redact
+        assert redact is not None
+        out: dict[str, Any] = {}
+        for key, value in fields.items():
+            if isinstance(value, str):
+                out[key] = redact(value)
+            elif isinstance(value, BaseModel):
+                out[key] = redact_model(redact, value)
+            elif isinstance(value, (dict, list)):
+                out[key] = redact_data(redact, value)
+            else:
+                out[key] = value
+        return out
 
 
 def write_trace(result: TaskResult, path: str | Path, append: bool = False) -> None:
