@@ -22,10 +22,15 @@ REPO = Path(__file__).resolve().parents[2]
 MARKUP = "[/b] [bold]not a tag[/bold] [/]"
 
 
-def cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-m", "toolkit.cli.main", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+        [sys.executable, "-m", "toolkit.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=timeout,
     )
 
 
@@ -257,14 +262,26 @@ def test_markup_in_model_text_and_tool_output_is_shown_not_parsed(tmp_path):
     assert done.stderr.count(MARKUP) >= 2  # the model's text and the call, shown literally
 
 
-def test_a_lone_surrogate_in_the_answer_prints_in_every_output_mode(tmp_path):
-    """A variant: an answer with a lone surrogate, printed as text, as --json and to --trace."""
-    script = write_jsonl(tmp_path / "script.jsonl", [{"text": "half a pair: \ud800"}])
+def test_a_lone_surrogate_in_a_call_prints_in_every_output_mode(tmp_path):
+    """A variant for `toolkit run`: a call whose arguments hold a lone surrogate, shown live, as
+    --json (the whole result, steps included) and written to --trace."""
+    script = write_jsonl(
+        tmp_path / "script.jsonl",
+        [
+            {"tool_calls": [{"name": "math.calculate", "arguments": {"expression": "2+\ud800"}}]},
+            {"text": "The answer is 4."},
+        ],
+    )
     for extra in ([], ["--json"], ["--trace", str(tmp_path / "trace.jsonl")]):
         done = cli("run", "What is it?", "--model", f"scripted:{script}", *extra)
         assert_no_traceback(done)
         assert done.returncode == 0, (extra, done.stderr)
-        assert "half a pair" in done.stdout, extra
+        if extra == ["--json"]:
+            steps = json.loads(done.stdout)["steps"]
+            assert steps[0]["calls"][0]["arguments"] == {"expression": "2+\ud800"}  # kept, escaped in the JSON
+        else:
+            assert done.stdout.strip() == "The answer is 4.", extra
+    assert "\\ud800" in (tmp_path / "trace.jsonl").read_text()
 
 
 @pytest.mark.parametrize(
@@ -298,5 +315,14 @@ def test_bad_cli_input_is_one_line_and_exit_2(tmp_path, args, words):
     """The red team's cases (`--model ""`, `run ""`, `--max-steps -5`, unknown `--tools`) and
     variants: one line saying what is wrong, exit 2; nothing runs."""
     tasks = write_jsonl(tmp_path / "tasks.jsonl", [{"id": "a", "task": "fine"}])
+    script = write_jsonl(tmp_path / "script.jsonl", [{"text": "The answer is 4."}])
     args = [str(tasks) if a == "TASKS" else str(tmp_path / "out.jsonl") if a == "OUT" else a for a in args]
-    assert_bad_input(cli(*args), *words)
+    if "--model" not in args:  # a scripted model: input that slipped through would run, not load the embedded one
+        args += ["--model", f"scripted:{script}"]
+    # refused at once: the timeout only keeps input that is accepted (the empty --model loaded the
+    # embedded model) from running to its end
+    try:
+        done = cli(*args, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{args} was accepted and ran")
+    assert_bad_input(done, *words)
