@@ -114,7 +114,9 @@ def jail_argv(
         args += ["--ro-bind", str(root), str(root)]
     args += ["--perms", "0777", "--dir", str(workdir)]
     args += ["--perms", "0644", "--file", str(script_fd), str(workdir / script), "--chdir", str(workdir)]
-    args += ["--remount-ro", "/"]  # the jail's root tmpfs: no writing beside the quota'd /tmp
+    # the jail's root and /dev are tmpfs mounts without a size, writable by the code when it keeps
+    # the user's id (no root: a user namespace): read-only, so /tmp's quota is all there is to fill
+    args += ["--remount-ro", "/dev", "--remount-ro", "/"]
     if os.geteuid() == 0:
         # the launcher drops to `nobody` itself (after rlimits) and, as the code's supervisor,
         # kills what the code left running: these three capabilities and no other
