@@ -269,7 +269,9 @@ async def run_python(
         "script": SCRIPT,
     }
     proc = None
-    tasks: list[asyncio.Task] = []
+    readers: list[asyncio.Task] = []  # the status and export pipes, read while the code runs
+    tasks: list[asyncio.Task] = []  # all of ours, cancelled at the end
+    export_file = None
     try:
         with open(control / "stdout", "wb") as out_file, open(control / "stderr", "wb") as err_file:
             proc = await asyncio.create_subprocess_exec(
@@ -294,11 +296,12 @@ async def run_python(
                 fds.remove(fd)
         status_sink = io.BytesIO()
         fds.remove(status_r)  # the reader owns it now
-        tasks.append(asyncio.create_task(_read_pipe(status_r, status_sink, STATUS_CAP)))
+        readers.append(asyncio.create_task(_read_pipe(status_r, status_sink, STATUS_CAP)))
         if export_r >= 0:
             fds.remove(export_r)
             export_file = open(control / "export.tar", "wb")  # noqa: SIM115 - closed in the finally below
-            tasks.append(asyncio.create_task(_read_pipe(export_r, export_file, 2 * limits.disk_mb * MB + 64 * MB)))
+            readers.append(asyncio.create_task(_read_pipe(export_r, export_file, 2 * limits.disk_mb * MB + 64 * MB)))
+        tasks += readers
         if stdin is not None:
             tasks.append(asyncio.create_task(_feed_stdin(proc, stdin.encode("utf-8", "replace"))))
         host_timed_out = False
@@ -308,8 +311,8 @@ async def run_python(
             host_timed_out = True
         _kill_group(proc.pid)  # also reaps what the code left running in the background
         await proc.wait()
-        await asyncio.wait(tasks[:2], timeout=5)  # the pipes: at their end now that every writer is gone
-        if export_r >= 0:
+        await asyncio.wait(readers, timeout=5)  # the pipes: at their end now that every writer is gone
+        if export_file is not None:
             export_file.close()
         lines = parse_status(status_sink.getvalue())
         status = dict(lines[0]) if lines else {"network_isolation": UNREPORTED}
@@ -345,6 +348,8 @@ async def run_python(
             _kill_group(proc.pid)
         for task in tasks:
             task.cancel()
+        if export_file is not None:
+            export_file.close()
         for fd in fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
