@@ -1,4 +1,4 @@
-"""One approval rule (SECURITY.md T1, 23.5), and a fence tool output cannot break (T2, 23.5).
+"""One approval rule (SECURITY.md T1, T23.5), and a fence tool output cannot break (T2, T23.5).
 
 The rule: an action that is not declared read-only asks before it runs, or is denied when nobody
 can be asked, whatever its binding. The red team's case is an `http` action without annotations,

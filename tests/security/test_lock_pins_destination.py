@@ -1,4 +1,4 @@
-"""The lock pins where a call goes and what it carries, not only the manifest (SECURITY.md T3, 23.1).
+"""The lock pins where a call goes and what it carries, not only the manifest (SECURITY.md T3, T23.1).
 
 An OpenAPI tool takes its server, paths and methods from its spec; a python tool's function is
 whatever its module holds when imported; an MCP command is whatever program PATH finds. Each is

@@ -1,4 +1,4 @@
-"""Manifests that hang or crash every command (SECURITY.md 23.7): alias bombs, module names that are no
+"""Manifests that hang or crash every command (SECURITY.md T23.7): alias bombs, module names that are no
 modules, remote `$ref`s, catastrophic patterns, and path parameters that climb out of their route.
 
 The CLI runs for real, in a subprocess with a memory cap (tests/security/cli_subprocess.py).

@@ -1,4 +1,4 @@
-"""Secrets never reach an output in any form (SECURITY.md T4, 23.3).
+"""Secrets never reach an output in any form (SECURITY.md T4, T23.3).
 
 A careless service echoes the key it was sent, in the forms an attacker (or an accident) would
 use: escaped into JSON, with the newline it was read with, base64, hex, URL-encoded, split in two.

@@ -15,10 +15,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from toolkit.cli.approval import APPROVAL_RULE
+from toolkit.cli.output import bad_input, line
 from toolkit.config import ConfigError
 from toolkit.models import BackendError
 from toolkit.runtime.batch import AgentOptions, BatchPlan, BatchStats, plan_batch, run_batch, unknown_tools
-from toolkit.runtime.results_file import ResultsFile, ResultsFileError, TraceFile
+from toolkit.runtime.results_file import ResultsFile, ResultsFileError, ResultsWriteError, TraceFile
 from toolkit.runtime.tasks_file import TaskFileError, read_tasks
 from toolkit.types import TaskResult
 
@@ -26,8 +27,7 @@ err = Console(stderr=True, highlight=False)
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}", markup=True)
-    return typer.Exit(2)
+    return bad_input(err, message)
 
 
 def task_rate(done: int, seconds: float) -> str:
@@ -79,26 +79,43 @@ class BatchProgress:
 
 
 def print_summary(plan: BatchPlan, stats: BatchStats, results: ResultsFile, tasks_ids: set[str]) -> None:
+    """What the run did, on stderr. Failure reasons and ids are the tasks' own text: printed as
+    they are (output.line), never read as markup."""
     elapsed = max(stats.elapsed, 1e-9)
     err.print(
-        f"[bold]done[/]      {stats.ok} ok, {len(stats.failures)} failed, {len(stats.unfinished)} unfinished (this run)"
+        line(
+            ("done", "bold"),
+            f"      {stats.ok} ok, {len(stats.failures)} failed, {len(stats.unfinished)} unfinished (this run)",
+        )
     )
     for reason, count, ids in stats.failure_reasons()[:10]:
         shown = ", ".join(ids[:5]) + (f", … (+{len(ids) - 5})" if len(ids) > 5 else "")
-        err.print(f"  [red]{count} ×[/] {reason[:200]}  [dim]{shown}[/]", markup=True)
+        err.print(line("  ", (f"{count} ×", "red"), f" {reason[:200]}  ", (shown, "dim")))
     if stats.unfinished:
         err.print(
-            f"  [yellow]{len(stats.unfinished)} unfinished[/] ({stats.unfinished[0][1]}): run again with --resume",
-            markup=True,
+            line(
+                "  ",
+                (f"{len(stats.unfinished)} unfinished", "yellow"),
+                f" ({stats.unfinished[0][1]}): run again with --resume",
+            )
         )
-    err.print(f"[bold]time[/]      {stats.elapsed:.2f} s  ({task_rate(stats.done, elapsed)})")
+    if stats.trace_error:
+        err.print(line(("trace", "yellow"), f"     {stats.trace_error}; the results are complete"))
+    err.print(line(("time", "bold"), f"      {stats.elapsed:.2f} s  ({task_rate(stats.done, elapsed)})"))
     err.print(
-        f"[bold]tokens[/]    {stats.tokens:,} ({stats.prompt_tokens:,} prompt + {stats.completion_tokens:,} completion; {stats.tokens / elapsed:,.0f} tok/s)"
+        line(
+            ("tokens", "bold"),
+            f"    {stats.tokens:,} ({stats.prompt_tokens:,} prompt + {stats.completion_tokens:,} completion; "
+            f"{stats.tokens / elapsed:,.0f} tok/s)",
+        )
     )
     recorded = {i: s for i, s in results.recorded.items() if i in tasks_ids}
     ok = sum(1 for s in recorded.values() if s == "ok")
     err.print(
-        f"[bold]results[/]   {results.path}: {len(recorded)}/{plan.total} tasks recorded, {ok} ok, {len(recorded) - ok} failed"
+        line(
+            ("results", "bold"),
+            f"   {results.path}: {len(recorded)}/{plan.total} tasks recorded, {ok} ok, {len(recorded) - ok} failed",
+        )
     )
 
 
@@ -116,7 +133,7 @@ def batch(
         None, "--tools", help="Comma-separated tools or actions for every task (a task's own `tools` wins)."
     ),
     tools_path: list[str] | None = typer.Option(None, "--tools-path", help="Extra folder of manifests (repeatable)."),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="Budget of planner steps per task."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Budget of planner steps per task (at least 1)."),
     approve: str = typer.Option(
         "deny",
         "--approve",
@@ -150,6 +167,10 @@ def batch(
         raise _fail("--concurrency and --workers must be at least 1")
     if (resume or retry_failed) and overwrite:
         raise _fail("--overwrite and --resume contradict each other")
+    if model is not None and not model.strip():
+        raise _fail("--model is empty; give a model string (see `toolkit run --help`) or leave the option out")
+    if max_steps is not None and max_steps < 1:
+        raise _fail(f"--max-steps must be at least 1, not {max_steps}")
     resume = resume or retry_failed
     try:
         tasks = read_tasks(tasks_path)
@@ -181,16 +202,24 @@ def batch(
         plan = plan_batch(tasks, results, retry_failed=retry_failed)
         if results.scan.torn_bytes and resume:
             err.print(
-                f"[yellow]cut a torn last line[/] ({results.scan.torn_bytes} bytes) from {out}: its task runs again",
-                markup=True,
+                line(
+                    ("cut a torn last line", "yellow"),
+                    f" ({results.scan.torn_bytes} bytes) from {out}: its task runs again",
+                )
             )
+        try:
+            trace_file = TraceFile(trace, resume=resume) if trace else None
+        except OSError as exc:
+            raise _fail(f"--trace {trace}: {exc.strerror or exc}") from None
         err.print(
-            f"{plan.total} tasks: {len(plan.todo)} to run"
-            + (f", {plan.skipped} already in {out}" if plan.skipped else "")
-            + (f" ({plan.retried} failed ones retried)" if plan.retried else "")
-            + (f"; {plan.extra_ids} results in {out} are for ids not in {tasks_path}" if plan.extra_ids else "")
+            line(
+                f"{plan.total} tasks: {len(plan.todo)} to run"
+                + (f", {plan.skipped} already in {out}" if plan.skipped else "")
+                + (f" ({plan.retried} failed ones retried)" if plan.retried else "")
+                + (f"; {plan.extra_ids} results in {out} are for ids not in {tasks_path}" if plan.extra_ids else "")
+            ),
+            soft_wrap=True,
         )
-        trace_file = TraceFile(trace, resume=resume) if trace else None
         runner: Any = agent
         try:
             if executor == "ray":
@@ -202,7 +231,17 @@ def batch(
                 except (RayUnavailable, ValueError) as exc:
                     raise _fail(str(exc)) from None
                 err.print(f"ray: {workers} workers on {', '.join(sorted(set(n.split(':')[0] for n in runner.nodes)))}")
-            stats = _run(plan, results, runner, concurrency, trace_file, progress)
+            try:
+                stats = _run(plan, results, runner, concurrency, trace_file, progress)
+            except ResultsWriteError as exc:
+                err.print(
+                    line(
+                        ("error:", "red"),
+                        f" {exc}; the results written so far are kept: make room, then run again with --resume",
+                    ),
+                    soft_wrap=True,
+                )
+                raise typer.Exit(1) from None
         finally:
             if trace_file is not None:
                 trace_file.close()
@@ -243,7 +282,5 @@ def _run(
             stats.interrupted = True
             done = set(results.recorded)
             stats.unfinished = [(t.id or "", "interrupted") for t in plan.todo if t.id not in done]
-            err.print(
-                "[yellow]interrupted[/]: the results written so far are kept; run again with --resume", markup=True
-            )
+            err.print(line(("interrupted", "yellow"), ": the results written so far are kept; run again with --resume"))
     return stats

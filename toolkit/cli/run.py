@@ -8,8 +8,11 @@ import typer
 from rich.console import Console
 
 from toolkit.cli.approval import ApproveOption, check_approve
+from toolkit.cli.output import bad_input, line
 from toolkit.config import ConfigError
 from toolkit.models import BackendError
+from toolkit.models.parsing import clean_text
+from toolkit.runtime.safe_json import dumps
 from toolkit.runtime.trace import write_trace
 from toolkit.types import TraceEvent
 
@@ -22,25 +25,38 @@ def _short(text: str, limit: int = 160) -> str:
 
 
 def show_event(task_id: str, e: TraceEvent) -> None:
-    """One line per event, on stderr, so stdout keeps only the answer (or the JSON)."""
-    stamp = f"[dim]{e.t:7.2f}s[/]"
+    """One line per event, on stderr, so stdout keeps only the answer (or the JSON). The model's
+    text and the tools' output are shown as they are, never read as markup (output.py)."""
+    stamp = (f"{e.t:7.2f}s", "dim")
     if e.kind == "model_call":
         tokens = f"{e.usage.prompt_tokens}+{e.usage.completion_tokens} tok" if e.usage else ""
-        err.print(f"{stamp} [cyan]model[/] {tokens} {_short(e.text or '')}", markup=True)
+        err.print(line(stamp, " ", ("model", "cyan"), f" {tokens} {_short(e.text or '')}"))
     elif e.kind == "plan" and e.plan is not None:
-        err.print(
-            f"{stamp} [magenta]plan[/] {len(e.plan)} step(s): " + "; ".join(_short(json.dumps(s), 80) for s in e.plan)
-        )
+        steps = "; ".join(_short(dumps(s), 80) for s in e.plan)
+        err.print(line(stamp, " ", ("plan", "magenta"), f" {len(e.plan)} step(s): {steps}"))
     elif e.kind == "call" and e.call is not None:
-        err.print(
-            f"{stamp} [yellow]call[/] {e.call.name}({_short(json.dumps(e.call.arguments, ensure_ascii=False), 120)})"
-        )
+        err.print(line(stamp, " ", ("call", "yellow"), f" {e.call.name}({_short(dumps(e.call.arguments), 120)})"))
     elif e.kind == "observation" and e.observation is not None:
         o = e.observation
-        colour = "green" if o.ok else "red"
-        err.print(f"{stamp} [{colour}]observation[/] {o.name}: {_short(o.text)}")
+        err.print(line(stamp, " ", ("observation", "green" if o.ok else "red"), f" {o.name}: {_short(o.text)}"))
     elif e.kind in ("replan", "backtrack", "error"):
-        err.print(f"{stamp} [red]{e.kind}[/] {_short(e.text or '')}")
+        err.print(line(stamp, " ", (e.kind, "red"), f" {_short(e.text or '')}"))
+
+
+def check_options(task: str, model: str | None, max_steps: int | None, tools: str | None) -> list[str] | None:
+    """The --tools names (None: all), or typer.Exit(2) with the reason for input that can't run."""
+    if not task.strip():
+        raise bad_input(err, 'the task is empty; say it in words, e.g. toolkit run "What is 12 * (7 + 5)?"')
+    if model is not None and not model.strip():
+        raise bad_input(err, "--model is empty; give a model string (see --help) or leave the option out")
+    if max_steps is not None and max_steps < 1:
+        raise bad_input(err, f"--max-steps must be at least 1, not {max_steps}")
+    if tools is None:
+        return None
+    names = [t.strip() for t in tools.split(",") if t.strip()]
+    if not names:
+        raise bad_input(err, f"--tools {tools!r} names no tool; give names separated by commas, e.g. --tools math")
+    return names
 
 
 def _planner_options(items: list[str]) -> dict:
@@ -51,7 +67,7 @@ def _planner_options(items: list[str]) -> dict:
             raise ValueError(f"--planner-option expects KEY=VALUE, not {item!r}")
         try:
             options[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON (or not JSON this process can read): a string
             options[key.strip()] = value
     return options
 
@@ -65,7 +81,9 @@ def run(
         help="llamacpp:PATH.gguf | hf:REPO/FILE.gguf | openai:MODEL@URL | vllm:MODEL | scripted:FILE. Default: config, TOOLKIT_MODEL, else the embedded model.",
     ),
     tools: str | None = typer.Option(
-        None, "--tools", help="Comma-separated tools or actions to offer (default: all available)."
+        None,
+        "--tools",
+        help="Comma-separated tools or actions to offer (default: all available); an unknown name is an error.",
     ),
     tools_path: list[str] | None = typer.Option(None, "--tools-path", help="Extra folder of manifests (repeatable)."),
     functions: str | None = typer.Option(
@@ -82,7 +100,7 @@ def run(
         help="A planner setting KEY=VALUE (repeatable; VALUE read as JSON when it parses), e.g. -o tool_k=3 -o max_replans=1.",
     ),
     max_steps: int | None = typer.Option(
-        None, "--max-steps", help="Budget of planner steps (default: config, else 10)."
+        None, "--max-steps", help="Budget of planner steps, at least 1 (default: config, else 10)."
     ),
     approve: str | None = ApproveOption,
     dry_run: bool = typer.Option(
@@ -102,13 +120,18 @@ def run(
     from toolkit.runtime.build import build_agent
 
     check_approve(approve, err)
+    tool_names = check_options(task, model, max_steps, tools)
     if functions and not dry_run:
-        err.print("error: --functions declares functions without an implementation; add --dry-run")
-        raise typer.Exit(2)
+        raise bad_input(err, "--functions declares functions without an implementation; add --dry-run")
+    try:
+        if trace:
+            open(trace, "a").close()  # a trace that can't be written is bad input: say so before running
+    except OSError as exc:
+        raise bad_input(err, f"--trace {trace}: {exc.strerror or exc}") from None
     try:
         agent = build_agent(
             model,
-            tools=[t.strip() for t in tools.split(",") if t.strip()] if tools else None,
+            tools=tool_names,
             tools_path=tools_path,
             functions=read_functions(functions) if functions else None,
             planner=planner,
@@ -120,15 +143,18 @@ def run(
         )
         result = agent.run(task)
     except (ConfigError, BackendError, ValueError) as exc:
-        err.print(f"error: {exc}")
-        raise typer.Exit(2) from None
-    if trace:
-        write_trace(result, trace)
+        raise bad_input(err, str(exc)) from None
     if as_json:
-        print(result.model_dump_json(indent=2))
+        print(dumps(result.model_dump(mode="json"), indent=2))
     elif result.status == "ok":
-        print(result.answer)
+        print(clean_text(result.answer or ""))
     else:
-        err.print(f"[red]{result.status}[/]: {result.error}")
+        err.print(line((result.status, "red"), f": {result.error}"), soft_wrap=True)
+    if trace:
+        try:
+            write_trace(result, trace)
+        except OSError as exc:
+            err.print(line(("error:", "red"), f" cannot write the trace {trace}: {exc.strerror or exc}"))
+            raise typer.Exit(1) from None
     if result.status != "ok":
         raise typer.Exit(1)

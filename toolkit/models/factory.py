@@ -13,9 +13,13 @@ DEFAULT_MODEL = "llamacpp:default"
 
 
 def parse_model_string(model: str | None) -> tuple[str, str]:
-    """Split `kind:target`. Raises BackendError with the accepted forms on anything else."""
-    if not model:
+    """Split `kind:target` (None: the default). Raises BackendError with the accepted forms on
+    anything else, an empty string included (it would otherwise mean the default, silently)."""
+    if model is None:
         model = DEFAULT_MODEL
+    if not model.strip():
+        forms = ", ".join(f"{k}:..." for k in KINDS)
+        raise BackendError(f"the model string is empty; expected one of {forms} (or none at all, for the default)")
     kind, sep, target = model.partition(":")
     if not sep or kind not in KINDS:
         forms = ", ".join(f"{k}:..." for k in KINDS)

@@ -79,6 +79,8 @@ class Agent:
         self._backend: Backend | None = model if not isinstance(model, (str, type(None))) else None
         self.tool_names = tool_names
         self.planner = make_planner(planner, **(planner_options or {}))
+        if max_steps is not None and max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, not {max_steps}")
         self.max_steps = max_steps or self.config.max_steps
         self.on_event = on_event
         # the values of the variables tools send, and the model's key, never appear in what we produce

@@ -18,7 +18,6 @@ that did not finish (interrupted, or its Ray worker died) has no line, so the ne
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Iterable
@@ -28,7 +27,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from toolkit.models.parsing import clean_text
 from toolkit.runtime.results_file import ResultsFile, TraceFile
+from toolkit.runtime.safe_json import dumps_line
 from toolkit.types import TaskInput, TaskResult
 
 if TYPE_CHECKING:
@@ -121,6 +122,7 @@ class BatchStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     interrupted: bool = False
+    trace_error: str | None = None  # why the trace stopped being written (the results go on)
 
     @property
     def done(self) -> int:
@@ -162,11 +164,31 @@ def result_record(task: TaskInput, result: TaskResult) -> dict[str, Any]:
 
 
 def trace_lines(result: TaskResult) -> bytes:
-    return "".join(
-        json.dumps({"task_id": result.task_id, **e.model_dump(mode="json", exclude_none=True)}, ensure_ascii=False)
-        + "\n"
-        for e in result.trace
-    ).encode("utf-8")
+    return b"".join(
+        dumps_line({"task_id": result.task_id, **e.model_dump(mode="json", exclude_none=True)}) for e in result.trace
+    )
+
+
+def unwritable_record(task: TaskInput, result: TaskResult, exc: BaseException) -> tuple[dict[str, Any], TaskResult]:
+    """The line written instead of a result that can't be serialised (nested too deeply, say):
+    the task fails alone, with the reason on its line, rather than stopping the batch."""
+    why = f"the result could not be written ({type(exc).__name__}: {str(exc)[:200]})"
+    failed = result.model_copy(update={"status": "error", "error": why, "steps": [], "trace": []})
+    record = {"id": task.id, "status": "error", "answer": None, "error": why, "task": clean_text(task.task)[:1000]}
+    record["finished_at"] = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return record, failed
+
+
+def _append_trace(trace: TraceFile, result: TaskResult, stats: BatchStats) -> TraceFile | None:
+    """Write a task's trace; the trace is a by-product, so a failure stops it, never the batch."""
+    try:
+        trace.append_raw(trace_lines(result))
+    except (ValueError, RecursionError, TypeError):
+        return trace  # this task's events alone can't be written
+    except OSError as exc:
+        stats.trace_error = f"the trace {trace.path} stopped at task {result.task_id}: {exc.strerror or exc}"
+        return None
+    return trace
 
 
 async def run_batch(
@@ -181,7 +203,9 @@ async def run_batch(
     """Run the plan's tasks, appending each result as it finishes. Returns what this run did.
 
     The trace of a task (if `trace` is given) is written after its result: a kill between the two
-    loses that task's trace, never a result.
+    loses that task's trace, never a result. A result that can't be serialised is written as an
+    error line for its task; a results file that can't be written (a full disk) raises
+    ResultsWriteError, cancelling the tasks in flight: the lines written so far are kept.
     """
     stats = BatchStats()
     by_id = {t.id: t for t in plan.todo}
@@ -195,9 +219,13 @@ async def run_batch(
                 if result.status == "cancelled":
                     stats.unfinished.append((result.task_id, result.error or "cancelled"))
                 else:
-                    results.append(result_record(task, result))
+                    try:
+                        results.append(result_record(task, result))
+                    except (ValueError, RecursionError, TypeError) as exc:  # this result, not the file
+                        record, result = unwritable_record(task, result, exc)
+                        results.append(record)
                     if trace is not None and result.trace:
-                        trace.append_raw(trace_lines(result))
+                        trace = _append_trace(trace, result, stats)
                     stats.add(result)
                 if on_result is not None:
                     on_result(result, stats)

@@ -16,6 +16,7 @@ from toolkit.models import Backend
 from toolkit.planner import Planner
 from toolkit.registry import ToolRegistry
 from toolkit.runtime.agent import Agent
+from toolkit.runtime.batch import unknown_tools
 from toolkit.runtime.policy import make_approver
 from toolkit.types import TraceEvent
 
@@ -44,11 +45,14 @@ def build_agent(
         (toolkit/interop/functions.py); offered whatever `tools` says, alone when it is None.
     approve: ask | auto | deny (None: the config's policy).
     tool_settings: per-tool settings over the config's (e.g. {"search": {"backend": "local"}}).
-    Raises ConfigError / ValueError on bad options (the CLI turns them into one line and exit 2).
+    Raises ConfigError / ValueError on bad options (an unknown tool name among them) (the CLI turns them into one line and exit 2).
     """
     config = config or load_config()
     settings = {**config.tools, **(tool_settings or {})}
     registry = ToolRegistry.default(tool_folders(config, tools_path), tool_settings=settings)
+    missing = unknown_tools(registry, tools or [])
+    if missing:
+        raise ValueError(f"unknown tools: {', '.join(missing)} (see `toolkit tools list`)")
     if functions:
         declared = [t.name for t in declare_functions(registry, functions)]
         # the definitions are what the task is about: offered always, alone unless `tools` adds some

@@ -17,9 +17,11 @@ Why a kill can't lose or double a task:
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -27,9 +29,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolkit.runtime.safe_json import dumps_line
+
 
 class ResultsFileError(ValueError):
     pass
+
+
+class ResultsWriteError(RuntimeError):
+    """A result could not be written (a full disk, an I/O error): the run can't go on, and the
+    lines written so far are kept (a torn last one is cut on resume)."""
 
 
 @dataclass
@@ -64,8 +73,7 @@ def scan_results(path: str | Path, data: bytes | None = None) -> Scan:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-            task_id, status = str(record["id"]), str(record.get("status", "ok"))
+            task_id, status = _id_and_status(line)
         except (ValueError, KeyError, TypeError) as exc:
             raise ResultsFileError(
                 f"{path}:{number}: not a result line ({type(exc).__name__}: {exc}); fix or remove it"
@@ -75,6 +83,22 @@ def scan_results(path: str | Path, data: bytes | None = None) -> Scan:
         scan.statuses[task_id] = status  # the last line for an id wins
     scan.torn_bytes = len(data) - scan.valid_bytes
     return scan
+
+
+# how `append` starts every line: the id and status, so that a line too deeply nested to decode
+# (a tool's output in its steps) still tells which task it records
+_LINE_START = re.compile(rb'^\{"id": ("(?:[^"\\]|\\.)*"), "status": ("[a-z_]+")')
+
+
+def _id_and_status(line: bytes) -> tuple[str, str]:
+    try:
+        record = json.loads(line)
+    except RecursionError:
+        start = _LINE_START.match(line)
+        if start is None:
+            raise ValueError("nested too deeply to read") from None
+        return json.loads(start.group(1)), json.loads(start.group(2))
+    return str(record["id"]), str(record.get("status", "ok"))
 
 
 def read_results(path: str | Path) -> list[dict[str, Any]]:
@@ -142,8 +166,11 @@ class ResultsFile:
 
     def append(self, record: dict[str, Any]) -> None:
         """Write one result line atomically and durably. The record must carry an `id`."""
-        line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
-        _write_all(self._fd, line)
+        line = dumps_line(record, default=str)
+        try:
+            _write_all(self._fd, line)
+        except OSError as exc:
+            raise ResultsWriteError(f"cannot write a result to {self.path}: {exc.strerror or exc}") from None
         if self.sync_each:
             os.fsync(self._fd)
         else:
@@ -163,7 +190,7 @@ class ResultsFile:
                 return
             time.sleep(self.sync_interval)  # gather the lines written meanwhile into one fsync
             self._dirty.clear()
-            with self._lock:
+            with self._lock, contextlib.suppress(OSError):  # durability is best effort; close() tries again
                 if self._fd >= 0:
                     os.fsync(self._fd)
 
@@ -210,9 +237,13 @@ class ResultsFile:
             self._syncer.join()
         with self._lock:
             if self._fd >= 0:
-                os.fsync(self._fd)
-                os.close(self._fd)
-                self._fd = -1
+                try:
+                    os.fsync(self._fd)
+                except OSError:
+                    pass  # the lines are written (a process kill can't lose them); a crash might
+                finally:
+                    os.close(self._fd)
+                    self._fd = -1
 
     def __enter__(self) -> ResultsFile:
         return self

@@ -6,7 +6,8 @@
 `id` (string or integer; integers become strings) and `task` are required; `tools` (tools or
 `tool.action` names offered to this task), `max_steps` and `metadata` (anything, copied to the
 result line) are optional; any other field is an error, so that a typo (`tool`) never silently
-changes a run. Blank lines are skipped. The whole file is checked before anything runs: a bad line
+changes a run. An id has at most 256 characters, a line nests at most 64 levels deep (so that
+each result line can be read back). Blank lines are skipped. The whole file is checked before anything runs: a bad line
 900 must not surface after 899 tasks have spent their tokens.
 """
 
@@ -22,6 +23,8 @@ from toolkit.types import TaskInput
 
 FIELDS = ("id", "task", "tools", "max_steps", "metadata")
 MAX_REPORTED = 20  # errors listed before "... and N more"
+MAX_ID_CHARS = 256  # an id is named in summaries and the results file's index
+MAX_DEPTH = 64  # nesting of a line (metadata): every result line must be readable back
 
 
 class TaskFileError(ValueError):
@@ -36,6 +39,21 @@ class TaskFileError(ValueError):
         if len(problems) > MAX_REPORTED:
             shown.append(f"... and {len(problems) - MAX_REPORTED} more")
         super().__init__("\n".join(shown))
+
+
+def nesting(value: object) -> int:
+    """How deeply lists and objects nest in `value` (counted without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _check_line(data: object) -> tuple[TaskInput | None, str | None]:
@@ -53,7 +71,11 @@ def _check_line(data: object) -> tuple[TaskInput | None, str | None]:
         or not isinstance(raw_id, (str, int))
         or (isinstance(raw_id, str) and not raw_id.strip())
     ):
-        return None, f'"id" must be a non-empty string or an integer, not {json.dumps(raw_id)}'
+        return None, f'"id" must be a non-empty string or an integer, not {json.dumps(raw_id)[:60]}'
+    if len(str(raw_id)) > MAX_ID_CHARS:
+        return None, f'"id" is {len(str(raw_id))} characters long; at most {MAX_ID_CHARS}'
+    if nesting(data) > MAX_DEPTH:
+        return None, f"nested more than {MAX_DEPTH} levels deep"
     task = data.get("task")
     if not isinstance(task, str) or not task.strip():
         return (
@@ -84,6 +106,12 @@ def parse_tasks(lines: Sequence[bytes | str], path: str | Path = "<tasks>") -> l
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             problems.append((number, f"not valid JSON: {exc.msg} at column {exc.colno}"))
+            continue
+        except RecursionError:
+            problems.append((number, f"not readable: nested too deeply (at most {MAX_DEPTH} levels)"))
+            continue
+        except ValueError as exc:  # an integer of more than 4,300 digits, say
+            problems.append((number, f"not readable: {str(exc).split(';')[0]}"))
             continue
         task, problem = _check_line(data)
         if task is None:

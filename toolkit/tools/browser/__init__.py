@@ -2,8 +2,9 @@
 (tool_manifests/browser.yaml documents each action's result).
 
 Modules: session.py (the per-agent state machine and the actions' results), page.py (Playwright:
-a shared browser, a context and page per session), text.py (page text and windows), urls.py
-(which URLs may load), settings.py.
+a shared browser, a context and page per session), chromium.py and as_user.py (how Chromium is
+launched: flags, its sandbox, the user it runs as), proxy.py and urls.py (which addresses may be
+reached), text.py (page text and windows), settings.py.
 
 Each function takes the ToolContext (`ctx`) that the python binding passes: the session lives in
 `ctx.state` (one per agent session and tool) and is closed through `ctx.state["__close__"]` when

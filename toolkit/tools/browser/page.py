@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
+from toolkit.tools.browser.chromium import CHROMIUM_ARGS, LaunchPlan, is_sandbox_failure, launch_plans, warn_unsandboxed
 from toolkit.tools.browser.errors import ActionRefused, PageLoadError
 from toolkit.tools.browser.proxy import BLOCKED_HEADER, PolicyProxy
-from toolkit.tools.browser.settings import CHROMIUM_ARGS, BrowserSettings
+from toolkit.tools.browser.settings import BrowserSettings
 from toolkit.tools.browser.urls import URLPolicy
 
+MAX_FILE_BYTES = 10 * 1024 * 1024  # of a file:// page
 INNER_TEXT_JS = "() => document.body ? document.body.innerText : document.documentElement.innerText || ''"
 
 
@@ -44,22 +50,44 @@ class BrowserHost:
         self.browser: Any = None
         self.users = 0  # open sessions
         self.pins = 0  # keep_browser() holders
+        self.plan: LaunchPlan | None = None  # how it was launched (sandboxed? as which user?)
 
     async def launch(self, settings: BrowserSettings) -> None:
         try:
             from playwright.async_api import async_playwright
         except ImportError:
             raise PageLoadError("playwright is not installed (pip install 'toolkit[browser]')") from None
+        try:
+            plans = launch_plans(settings)
+        except ValueError as exc:
+            raise PageLoadError(f"cannot launch Chromium: {exc}") from None
         self.playwright = await async_playwright().start()
         try:
-            self.browser = await self.playwright.chromium.launch(
-                executable_path=settings.chromium_path,
-                headless=settings.headless,
-                args=[*CHROMIUM_ARGS, *settings.extra_args],
-            )
-        except Exception as exc:
+            for i, plan in enumerate(plans):
+                try:
+                    self.browser = await self.playwright.chromium.launch(
+                        executable_path=plan.executable,
+                        chromium_sandbox=plan.sandbox,
+                        headless=settings.headless,
+                        args=[*CHROMIUM_ARGS, *settings.extra_args],
+                    )
+                    self.plan = plan
+                    break
+                except Exception as exc:
+                    if i + 1 < len(plans) and plan.sandbox and is_sandbox_failure(exc):
+                        warn_unsandboxed(settings, exc)
+                        continue
+                    raise PageLoadError(
+                        f"cannot launch Chromium at {settings.chromium_path}: {_first_line(exc)}"
+                    ) from None
+        except BaseException:
             await self.playwright.stop()
-            raise PageLoadError(f"cannot launch Chromium at {settings.chromium_path}: {_first_line(exc)}") from None
+            self.playwright = None
+            raise
+        finally:
+            for plan in plans:
+                if plan is not self.plan:
+                    plan.cleanup()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -79,6 +107,8 @@ class BrowserHost:
         finally:
             if playwright is not None:
                 await playwright.stop()
+            if self.plan is not None:
+                self.plan.cleanup()
 
 
 # Playwright objects belong to the event loop that made them: one browser per (loop, launch options)
@@ -153,6 +183,19 @@ async def keep_browser(settings: BrowserSettings | None = None) -> AsyncIterator
         await release_host(host, pin=True)
 
 
+def file_page_html(url: str) -> str:
+    """A file:// URL's content as HTML: HTML files as they are, other text in a <pre>."""
+    path = Path(url2pathname(urlsplit(url).path))
+    with open(path, "rb") as f:
+        data = f.read(MAX_FILE_BYTES)
+    text = data.decode("utf-8", errors="replace")
+    if path.suffix.lower() in (".html", ".htm", ".xhtml"):
+        return text
+    return (
+        f"<html><head><title>{html.escape(path.name)}</title></head><body><pre>{html.escape(text)}</pre></body></html>"
+    )
+
+
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
@@ -202,7 +245,15 @@ class PageDriver:
         blocked_before = len(self.proxy.blocked)
         try:
             try:
-                response = await page.goto(url, wait_until="load")
+                if url.lower().startswith("file:"):
+                    # Chromium may run as another user (chromium.py): toolkit reads the file, with
+                    # the user's rights, and hands the page its content
+                    await page.set_content(await asyncio.to_thread(file_page_html, url), wait_until="load")
+                    response = None
+                else:
+                    response = await page.goto(url, wait_until="load")
+            except OSError as exc:
+                raise PageLoadError(f"could not load {url}: {exc.strerror or exc}") from None
             except Exception as exc:
                 if len(self.proxy.blocked) > blocked_before:  # e.g. an https redirect to a refused host
                     blocked, reason = self.proxy.blocked[-1]
@@ -217,7 +268,7 @@ class PageDriver:
             html = await page.content()
             inner_text = await page.evaluate(INNER_TEXT_JS)
             return LoadedPage(
-                url=page.url,
+                url=url if response is None and url.lower().startswith("file:") else page.url,
                 title=await page.title(),
                 status=response.status if response else None,
                 html=html,

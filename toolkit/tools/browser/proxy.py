@@ -2,9 +2,10 @@
 so that the URL policy holds for each one: the first navigation, redirect hops (which Playwright's
 request routing never sees), subresources, fetches and websockets alike.
 
-The proxy resolves a host itself, refuses it when an address is special (private, loopback...)
-and not allowed, and connects to the very address it checked (so a DNS answer that changes between
-check and connect can't slip through). Plain-HTTP requests are forwarded one per connection
+The proxy resolves a host itself (through the policy), refuses it when an address is special
+(private, loopback...) and not allowed, or when it can't be resolved, and connects to the very
+address it checked, never to a name (so a DNS answer that changes between check and connect can't
+slip through). Plain-HTTP requests are forwarded one per connection
 (`Connection: close`), which keeps the proxy free of HTTP message framing; HTTPS is tunnelled
 (CONNECT). A refusal is a 403 whose `X-Toolkit-Blocked` header holds the reason.
 """

@@ -7,19 +7,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-# Chromium otherwise phones home (updates, sync, field trials) and, on a closed network, fills its
-# log with refused connections; QUIC off keeps every request on TCP where the route guard sees it.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
-
 
 class BrowserSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -27,6 +14,14 @@ class BrowserSettings(BaseModel):
     chromium_path: str = Field("/usr/bin/chromium", description="The Chromium (or Chrome) executable.")
     headless: bool = True
     extra_args: list[str] = Field(default_factory=list, description="More Chromium command-line flags.")
+    chromium_sandbox: bool | None = Field(
+        None,
+        description="Chromium's own sandbox: null = on where the kernel allows it, else off with a warning; "
+        "true = required (the launch fails without it); false = off.",
+    )
+    chromium_user: str = Field(
+        "nobody", description="When toolkit runs as root, Chromium runs as this user (root refuses the sandbox)."
+    )
     window_chars: int = Field(1200, ge=200, description="About this many characters of page text per window.")
     navigation_timeout_s: float = Field(20.0, gt=0, description="A page that has not loaded by then fails.")
     allow_hosts: list[str] = Field(

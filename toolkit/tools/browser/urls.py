@@ -17,13 +17,28 @@ from toolkit.tools.browser.errors import ActionRefused
 from toolkit.tools.browser.settings import BrowserSettings
 
 PASS_THROUGH_SCHEMES = {"data", "blob", "about"}  # never leave the browser
+RESOLVE_TIMEOUT_S = 10.0
 LOCAL_NAME_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain")
 
 
+NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the last 32 bits are an IPv4 address
+NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: translation inside one network
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
+
+
 def _special(address: str) -> bool:
+    """Whether connecting to `address` may reach something that is not the public internet: a
+    non-global address, or an IPv6 address that carries a non-global IPv4 one (IPv4-mapped,
+    NAT64, 6to4, Teredo, IPv4-compatible), which a gateway or relay on the way would reach."""
     ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in NAT64_LOCAL_USE:
+            return True
+        embedded = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+        if ip in NAT64_WELL_KNOWN or (ip in IPV4_COMPATIBLE and int(ip) > 1):
+            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        if any(v4 is not None and _special(str(v4)) for v4 in embedded):
+            return True
     return not ip.is_global or ip.is_multicast
 
 
@@ -50,8 +65,9 @@ class URLPolicy:
 
     async def connect_address(self, host: str, port: int, url: str = "") -> tuple[str, str | None]:
         """(the address to connect to, None) or (\"\", why not). A name is resolved once, here, and
-        refused if any of its addresses is special; the proxy then connects to the address checked.
-        An unresolvable name is passed on as it is (the connection fails, which is no policy matter)."""
+        refused if any of its addresses is special; the proxy then connects to the address checked
+        and never resolves the name itself. A name that can't be resolved is refused (fail closed):
+        passing it on would let a second lookup, by whoever connects, answer differently."""
         host = host.strip("[]").lower()
         if not host:
             return "", f"{url or 'the URL'} has no host"
@@ -61,13 +77,18 @@ class URLPolicy:
         if not allowed and (host == "localhost" or host.endswith(LOCAL_NAME_SUFFIXES)):
             return "", self.refusal(host)
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError:
-            return host, None
-        addresses = [str(info[4][0]) for info in infos]  # an IPv4 or IPv6 address: a str
+            infos = await asyncio.wait_for(
+                asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM), RESOLVE_TIMEOUT_S
+            )
+        except (OSError, UnicodeError, TimeoutError) as exc:
+            why = "timed out" if isinstance(exc, TimeoutError) else (getattr(exc, "strerror", None) or str(exc))
+            return "", f"cannot resolve {host} ({why}); a name the policy cannot check is not loaded"
+        addresses = [str(info[4][0]) for info in infos]
+        if not addresses:
+            return "", f"cannot resolve {host} (no address); a name the policy cannot check is not loaded"
         if not allowed and any(_special(a) for a in addresses):
             return "", self.refusal(host)
-        return (addresses[0] if addresses else host), None
+        return addresses[0], None
 
     async def check(self, url: str, *, trusted_file: bool = False) -> str | None:
         """None if `url` may load, else the reason it may not."""

@@ -2,8 +2,8 @@
 
 Where `bwrap` is installed (Debian: `apt-get install -y bubblewrap`) the sandboxed interpreter
 sees a new root: the system's `/usr` (and its `/bin`, `/lib` links) and the Python installation
-read-only, a private `/tmp`, its own work folder read-write, and nothing else: no home folders,
-no project files, no other process's `/proc` entries. It runs in new PID, IPC, UTS and (unless
+read-only, a private `/tmp` of bounded size (a tmpfs of `disk_mb`) that holds its work folder,
+and nothing else: no home folders, no project files, no other process's `/proc` entries. It runs in new PID, IPC, UTS and (unless
 the network is allowed) network namespaces, dies with its parent, cannot reach the terminal
 (`--new-session`), and drops to the unprivileged `nobody` user when started as root, so that
 RLIMIT_NPROC (fork bombs) applies and no capability survives.
@@ -76,8 +76,13 @@ def _parent_dirs(targets: list[Path]) -> list[str]:
     return args
 
 
-def jail_argv(bwrap: str, workdir: Path, python: str, *, isolate_network: bool) -> list[str]:
-    """The bwrap command line to put in front of the launcher."""
+def jail_argv(
+    bwrap: str, workdir: Path, python: str, *, isolate_network: bool, disk_bytes: int, script_fd: int, script: str
+) -> list[str]:
+    """The bwrap command line to put in front of the launcher. `workdir` is a path inside the jail:
+    a folder of /tmp, which is a tmpfs of `disk_bytes`, so that the folder and /tmp together hold
+    at most that much (the code writes nowhere else: the rest is read-only). The script is copied
+    into it from `script_fd`. The tmpfs dies with the jail: the launcher reports what was left."""
     roots = _python_roots(python)
     args = [
         bwrap,
@@ -86,9 +91,13 @@ def jail_argv(bwrap: str, workdir: Path, python: str, *, isolate_network: bool) 
         "/proc",
         "--dev",
         "/dev",
+        "--perms",
+        "1777",
+        "--size",
+        str(disk_bytes),
         "--tmpfs",
         "/tmp",
-        *_parent_dirs([Path("/etc/x"), *roots, workdir]),
+        *_parent_dirs([Path("/etc/x"), *roots]),
         *_system_binds(),
         "--unshare-pid",
         "--unshare-ipc",
@@ -103,20 +112,20 @@ def jail_argv(bwrap: str, workdir: Path, python: str, *, isolate_network: bool) 
         args.append("--unshare-net")
     for root in roots:
         args += ["--ro-bind", str(root), str(root)]
-    args += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
+    args += ["--perms", "0777", "--dir", str(workdir)]
+    args += ["--perms", "0644", "--file", str(script_fd), str(workdir / script), "--chdir", str(workdir)]
+    # the jail's root and /dev are tmpfs mounts without a size, writable by the code when it keeps
+    # the user's id (no root: a user namespace): read-only, so /tmp's quota is all there is to fill
+    args += ["--remount-ro", "/dev", "--remount-ro", "/"]
     if os.geteuid() == 0:
-        # the launcher drops to `nobody` itself (after rlimits): it needs these two to do so
-        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        # the launcher drops to `nobody` itself (after rlimits) and, as the code's supervisor,
+        # kills what the code left running: these three capabilities and no other
+        args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_KILL"]
     else:
         args.append("--unshare-user")
     return args
 
 
-def prepare_workdir(workdir: Path) -> dict[str, int] | None:
-    """When root, hand the work folder to `nobody` and return the ids the launcher drops to."""
-    if os.geteuid() != 0:
-        return None
-    os.chown(workdir, NOBODY, NOBODY)
-    for path in workdir.rglob("*"):
-        os.chown(path, NOBODY, NOBODY)
-    return {"uid": NOBODY, "gid": NOBODY}
+def drop_ids() -> dict[str, int] | None:
+    """When root, the ids the launcher drops to (`nobody`); otherwise the code keeps the user's."""
+    return {"uid": NOBODY, "gid": NOBODY} if os.geteuid() == 0 else None

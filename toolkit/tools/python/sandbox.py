@@ -1,94 +1,73 @@
 """Run untrusted Python code in a subprocess with limits.
 
 What the sandbox does:
-- a fresh temporary folder as the working directory (and HOME, TMPDIR), removed afterwards;
+- a fresh folder as the working directory (and HOME, TMPDIR), gone afterwards;
 - a minimal environment: nothing of the parent's (no API keys, no tokens);
 - rlimits: CPU seconds, address space (memory), size of written files, processes, open files,
   no core dumps;
+- the kernel keyrings fenced off: a fresh session keyring, and `keyctl`, `add_key` and
+  `request_key` denied by a seccomp filter (`launcher.py`), jailed or not;
 - no network where the kernel allows a new network namespace: `unshare(CLONE_NEWNET)`, or as an
   unprivileged user `unshare(CLONE_NEWUSER | CLONE_NEWNET)`. The namespace has only a loopback
   interface that is down, so every connection fails, 127.0.0.1 included. Whether it worked is
   detected on every run and reported (`network_isolated`, `network_isolation`);
-- a wall-clock timeout, at which the whole process group is killed (and it is killed anyway when
-  the code ends, so nothing it started in the background survives);
+- a wall-clock timeout that starts before anything is written to the code's stdin, at which every
+  process of the run is killed (and they are killed anyway when the code ends, so nothing it
+  started in the background survives);
 - stdout and stderr go to files outside the working folder (bounded by the file-size limit, so a
   chatty program can't fill memory; pipes would also keep the run open while a background child
   holds them); the result carries their first `max_output_chars` characters.
+- where bubblewrap (`bwrap`) is installed, a jail (`jail.py`): only the system's `/usr` and the
+  Python installation, read-only, and a /tmp of `disk_mb` (a tmpfs) holding the work folder; new
+  PID/IPC/UTS/network namespaces; the unprivileged `nobody` user when started as root. Without
+  bwrap, code can read and write what the user can, with no disk quota; every result says which
+  (`filesystem_isolation`), and the setting `require_filesystem_isolation` refuses to run without
+  the jail.
 
-- where bubblewrap (`bwrap`) is installed, a jail (`jail.py`): only the system's `/usr`
-  and the Python installation, read-only, and the work folder; new PID/IPC/UTS/network
-  namespaces; the unprivileged `nobody` user when started as root. Without bwrap, code can read
-  what the user can; every result says which (`filesystem_isolation`), and the setting
-  `require_filesystem_isolation` refuses to run without the jail.
+The files the code leaves are listed (`files`: regular files only, never a link's target) and,
+with `keep_dir`, copied out (regular files and folders only); the folder is walked without
+following links or recursing, however the code shaped it.
 
 What it does not do: stop CPU use up to its limits, or kernel exploits. Use a VM for code that
 may carry those.
 
-How: a small launcher runs first (`python -I -S -c LAUNCHER`). It unshares the network, sets the
-rlimits, reports what it did on a pipe, then `exec`s the interpreter on the user's code. Doing
-this in the launcher rather than in `preexec_fn` keeps the forking parent (which has threads)
-safe, and rlimits and namespaces survive `exec`.
+How: a small launcher runs first (`python -I -S -c LAUNCHER`, see launcher.py). Doing this in
+the launcher rather than in `preexec_fn` keeps the forking parent (which has threads) safe, and
+rlimits, namespaces and the seccomp filter survive `exec`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import os
+import secrets
 import shutil
 import signal
 import sys
+import tarfile
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolkit.tools.python.jail import find_bwrap, jail_argv, prepare_workdir
+from toolkit.tools.python import launcher
+from toolkit.tools.python.jail import drop_ids, find_bwrap, jail_argv
+from toolkit.tools.python.launcher import export_tree, list_files, remove_tree
+from toolkit.tools.python.result import UNREPORTED, Exit, SandboxResult, build_result, parse_status
+
+__all__ = ["SandboxLimits", "SandboxRefused", "SandboxResult", "minimal_env", "run_python"]
 
 MB = 1024 * 1024
-
-LAUNCHER = r"""
-import json, os, resource, sys
-cfg = json.loads(sys.argv[1])
-status = {"network_isolation": "not requested"}
-if cfg["isolate_network"]:
-    CLONE_NEWNET, CLONE_NEWUSER = 0x40000000, 0x10000000
-    unshare = getattr(os, "unshare", None)
-    if unshare is None:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        def unshare(flags):
-            if libc.unshare(flags) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, os.strerror(err))
-    try:
-        unshare(CLONE_NEWNET)
-        status["network_isolation"] = "network namespace"
-    except OSError:
-        try:
-            unshare(CLONE_NEWUSER | CLONE_NEWNET)
-            status["network_isolation"] = "user + network namespace"
-        except OSError as exc:
-            status["network_isolation"] = "unavailable: unshare failed (" + (exc.strerror or str(exc)) + ")"
-for name, value in cfg["rlimits"].items():
-    try:
-        resource.setrlimit(getattr(resource, name), (value[0], value[1]))
-    except (ValueError, OSError) as exc:
-        status.setdefault("rlimit_errors", []).append(name + ": " + str(exc))
-if cfg.get("drop_to"):
-    try:
-        os.setgroups([])
-        os.setgid(cfg["drop_to"]["gid"])
-        os.setuid(cfg["drop_to"]["uid"])
-        status["user"] = "nobody"
-    except OSError as exc:
-        os.write(cfg["status_fd"], json.dumps({**status, "error": "cannot drop privileges: " + str(exc)}).encode())
-        os._exit(126)
-os.write(cfg["status_fd"], json.dumps(status).encode())
-os.close(cfg["status_fd"])
-os.execv(cfg["argv"][0], cfg["argv"])
-"""
+# the launcher runs as `python -I -S -c SOURCE`: the jail does not see the toolkit package
+LAUNCHER = Path(launcher.__file__).read_text(encoding="utf-8")
+SCRIPT = "main.py"
+JAIL_TMP = Path("/tmp")  # inside the jail: the tmpfs that holds the work folder
+SUPERVISOR_GRACE_S = 15.0  # jailed, the launcher holds the clock; the host waits this much longer
+STATUS_CAP = 1 << 20
 
 
 @dataclass
@@ -97,6 +76,7 @@ class SandboxLimits:
     cpu_s: int = 10  # CPU seconds (RLIMIT_CPU)
     memory_mb: int = 512  # address space (RLIMIT_AS)
     file_size_mb: int = 16  # largest file the code may write (RLIMIT_FSIZE)
+    disk_mb: int = 64  # all the code may write, its folder and /tmp together (a tmpfs; jailed only)
     max_processes: int = 64  # new processes and threads the code may start (RLIMIT_NPROC; not enforced for root)
     max_open_files: int = 256
     max_output_chars: int = 20_000  # per stream
@@ -140,30 +120,8 @@ def _user_task_count() -> int:
     return count
 
 
-@dataclass
-class SandboxResult:
-    ok: bool
-    exit_code: int | None
-    stdout: str
-    stderr: str
-    duration_s: float
-    timed_out: bool = False
-    reason: str | None = None  # why it failed, in words: timeout, memory limit, CPU limit, exit code
-    signal: str | None = None
-    stdout_truncated: bool = False
-    stderr_truncated: bool = False
-    network_isolated: bool = False
-    network_isolation: str = ""
-    filesystem_isolation: str = ""  # "bubblewrap", or "none: <why>"
-    files: list[dict[str, Any]] = field(default_factory=list)  # files the code left in its folder
-    limits: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 class SandboxRefused(RuntimeError):
-    """The sandbox would not run the code (network isolation required but unavailable)."""
+    """The sandbox would not run the code (isolation required but unavailable, or not set up)."""
 
 
 def minimal_env(workdir: Path) -> dict[str, str]:
@@ -182,14 +140,6 @@ def minimal_env(workdir: Path) -> dict[str, str]:
     }
 
 
-def _read_capped(path: Path, cap: int) -> tuple[bytes, int]:
-    try:
-        with open(path, "rb") as f:
-            return f.read(cap), os.fstat(f.fileno()).st_size
-    except OSError:
-        return b"", 0
-
-
 def _kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
@@ -197,32 +147,67 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-def _list_files(workdir: Path, skip: str, limit: int = 50) -> list[dict[str, Any]]:
-    out = []
-    for path in sorted(workdir.rglob("*")):
-        if path.is_file() and path.name != skip:
-            out.append({"path": str(path.relative_to(workdir)), "bytes": path.stat().st_size})
-            if len(out) >= limit:
-                break
-    return out
+async def _read_pipe(fd: int, sink: Any, cap: int) -> None:
+    """Read a pipe to its end into `sink` (up to `cap` bytes; the rest is read and dropped, so
+    that the writer never blocks on a full pipe)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+    )
+    taken = 0
+    try:
+        while chunk := await reader.read(1 << 16):
+            if taken < cap:
+                sink.write(chunk[: cap - taken])
+                taken += len(chunk)
+    finally:
+        transport.close()
 
 
-def _reason(result: SandboxResult, limits: SandboxLimits) -> str | None:
-    if result.timed_out:
-        return f"timeout: still running after {limits.timeout_s:g} s; the process group was killed"
-    if result.signal in ("SIGXCPU",) or (result.signal == "SIGKILL" and result.duration_s >= limits.cpu_s):
-        return f"CPU time limit ({limits.cpu_s} s) exceeded"
-    if result.signal == "SIGXFSZ":
-        return f"file size limit ({limits.file_size_mb} MB) exceeded"
-    if "File too large" in result.stderr:
-        return f"file size limit ({limits.file_size_mb} MB) exceeded"
-    if "MemoryError" in result.stderr or "Cannot allocate memory" in result.stderr:
-        return f"memory limit ({limits.memory_mb} MB) exceeded"
-    if result.signal:
-        return f"killed by {result.signal}"
-    if result.exit_code:
-        return f"exit code {result.exit_code}"
-    return None
+async def _feed_stdin(proc: asyncio.subprocess.Process, data: bytes) -> None:
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(data)
+        await proc.stdin.drain()
+        proc.stdin.close()
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
+def _extract(tar_path: Path, keep_dir: Path) -> None:
+    """Unpack an export into `keep_dir`: regular files and folders, with relative names only."""
+    keep_dir.mkdir(parents=True, exist_ok=True)
+    # By hand rather than extractall(filter="data"), whose realpath() of every member made a
+    # 1,200-deep tree take minutes. The export holds no links and lists a folder before its
+    # contents, so each member's parent exists and no name can lead out of keep_dir.
+    with contextlib.suppress(tarfile.TarError, OSError), tarfile.open(tar_path, mode="r|") as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if member.name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+                continue
+            target = keep_dir.joinpath(*parts)
+            with contextlib.suppress(OSError):
+                if member.isdir():
+                    target.mkdir(exist_ok=True)
+                elif member.isreg() and target.parent.is_dir():
+                    source = tar.extractfile(member)
+                    if source is None:  # a regular file always has a reader; tarfile's type says it may not
+                        continue
+                    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+                    with open(fd, "wb") as out, source:
+                        shutil.copyfileobj(source, out)
+
+
+def _end(proc_returncode: int | None, final: dict[str, Any] | None, host_timed_out: bool, jailed: bool) -> Exit:
+    if final is not None:  # the jailed launcher saw the code end
+        return Exit(final.get("exit_code"), final.get("signal"), bool(final.get("timed_out")) or host_timed_out)
+    rc = proc_returncode
+    if rc is not None and rc < 0:
+        return Exit(None, -rc, host_timed_out)
+    if jailed and rc is not None and rc > 128:
+        return Exit(None, rc - 128, host_timed_out)  # bubblewrap reports a child killed by signal N as 128+N
+    return Exit(rc, None, host_timed_out)
 
 
 async def run_python(
@@ -234,29 +219,61 @@ async def run_python(
     keep_dir: Path | None = None,
 ) -> SandboxResult:
     """Run `code` in a fresh sandboxed interpreter. Never raises for what the code does; raises
-    SandboxRefused only when network isolation is required and unavailable."""
+    SandboxRefused when a required isolation is unavailable or the sandbox can't be set up."""
     limits = limits or SandboxLimits()
     python = python or sys.executable
-    workdir = Path(tempfile.mkdtemp(prefix="toolkit-sandbox-"))
-    control = Path(tempfile.mkdtemp(prefix="toolkit-sandbox-io-"))  # outside the code's folder
-    script = "main.py"
-    (workdir / script).write_text(code, encoding="utf-8")
     bwrap = find_bwrap(limits.bwrap_path) if limits.filesystem_isolation else None
     if bwrap is None and limits.require_filesystem_isolation:
         raise SandboxRefused("filesystem isolation is required but bubblewrap (`bwrap`) is not installed")
-    jail = jail_argv(bwrap, workdir, python, isolate_network=limits.isolate_network) if bwrap else []
+    started = time.perf_counter()  # the wall clock covers everything from here, stdin included
+    control = Path(tempfile.mkdtemp(prefix="toolkit-sandbox-io-"))  # ours alone: never the code's
+    (control / SCRIPT).write_text(code, encoding="utf-8")
+    host_workdir: Path | None = None
+    if bwrap:
+        workdir = JAIL_TMP / f"toolkit-sandbox-{secrets.token_hex(6)}"
+    else:
+        workdir = host_workdir = Path(tempfile.mkdtemp(prefix="toolkit-sandbox-"))
+        shutil.copyfile(control / SCRIPT, workdir / SCRIPT)
+    fds: list[int] = []  # ours to close
     status_r, status_w = os.pipe()
-    argv = [python, "-I", *([] if limits.site_packages else ["-S"]), script]
+    fds += [status_r, status_w]
+    export_r = export_w = script_fd = -1
+    if bwrap and keep_dir is not None:
+        export_r, export_w = os.pipe()
+        fds += [export_r, export_w]
+    if bwrap:
+        script_fd = os.open(control / SCRIPT, os.O_RDONLY)
+        fds.append(script_fd)
+    jail = (
+        jail_argv(
+            bwrap,
+            workdir,
+            python,
+            isolate_network=limits.isolate_network,
+            disk_bytes=limits.disk_mb * MB,
+            script_fd=script_fd,
+            script=SCRIPT,
+        )
+        if bwrap
+        else []
+    )
     cfg = {
         # inside the jail the network namespace is bwrap's; the launcher unshares only without it
         "isolate_network": limits.isolate_network and not jail,
         "rlimits": limits.rlimits(),
         "status_fd": status_w,
-        "argv": argv,
-        "drop_to": prepare_workdir(workdir) if jail else None,
+        "export_fd": export_w if export_w >= 0 else None,
+        "argv": [python, "-I", *([] if limits.site_packages else ["-S"]), SCRIPT],
+        "drop_to": drop_ids() if jail else None,
+        "supervise": bool(jail),
+        "timeout_s": limits.timeout_s,
+        "workdir": str(workdir),
+        "script": SCRIPT,
     }
-    started = time.perf_counter()
     proc = None
+    readers: list[asyncio.Task] = []  # the status and export pipes, read while the code runs
+    tasks: list[asyncio.Task] = []  # all of ours, cancelled at the end
+    export_file = None
     try:
         with open(control / "stdout", "wb") as out_file, open(control / "stderr", "wb") as err_file:
             proc = await asyncio.create_subprocess_exec(
@@ -270,31 +287,40 @@ async def run_python(
                 stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
                 stdout=out_file,
                 stderr=err_file,
-                cwd=workdir,
+                cwd=host_workdir or control,
                 env=minimal_env(workdir),
                 start_new_session=True,  # its own process group, killed as a whole
-                pass_fds=(status_w,),
+                pass_fds=tuple(fd for fd in (status_w, export_w, script_fd) if fd >= 0),
             )
-        os.close(status_w)
-        status_w = -1
-        if stdin is not None and proc.stdin is not None:
-            try:
-                proc.stdin.write(stdin.encode())
-                await proc.stdin.drain()
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-            proc.stdin.close()
-        timed_out = False
+        for fd in (status_w, export_w, script_fd):  # the child has them: the pipes end when it does
+            if fd >= 0:
+                os.close(fd)
+                fds.remove(fd)
+        status_sink = io.BytesIO()
+        fds.remove(status_r)  # the reader owns it now
+        readers.append(asyncio.create_task(_read_pipe(status_r, status_sink, STATUS_CAP)))
+        if export_r >= 0:
+            fds.remove(export_r)
+            export_file = open(control / "export.tar", "wb")  # noqa: SIM115 - closed in the finally below
+            readers.append(asyncio.create_task(_read_pipe(export_r, export_file, 2 * limits.disk_mb * MB + 64 * MB)))
+        tasks += readers
+        if stdin is not None:
+            tasks.append(asyncio.create_task(_feed_stdin(proc, stdin.encode("utf-8", "replace"))))
+        host_timed_out = False
         try:
-            await asyncio.wait_for(proc.wait(), limits.timeout_s)
+            await asyncio.wait_for(proc.wait(), limits.timeout_s + (SUPERVISOR_GRACE_S if jail else 0))
         except TimeoutError:
-            timed_out = True
+            host_timed_out = True
         _kill_group(proc.pid)  # also reaps what the code left running in the background
         await proc.wait()
-        cap = limits.max_output_chars * 4  # bytes; decoded and cut to characters below
-        out, out_total = _read_capped(control / "stdout", cap)
-        err, err_total = _read_capped(control / "stderr", cap)
-        status = _read_status(status_r)
+        await asyncio.wait(readers, timeout=5)  # the pipes: at their end now that every writer is gone
+        if export_file is not None:
+            export_file.close()
+        lines = parse_status(status_sink.getvalue())
+        status = dict(lines[0]) if lines else {"network_isolation": UNREPORTED}
+        if status.get("error"):
+            raise SandboxRefused(f"the sandbox could not be set up: {status['error']}")
+        final = lines[-1] if jail and len(lines) > 1 and "timed_out" in lines[-1] else None
         if jail:
             status["filesystem_isolation"] = "bubblewrap"
             if limits.isolate_network:
@@ -303,83 +329,32 @@ async def run_python(
             status["filesystem_isolation"] = "none: " + (
                 "disabled in settings" if not limits.filesystem_isolation else "bubblewrap (bwrap) is not installed"
             )
-        if limits.isolate_network and limits.require_network_isolation and not _isolated(status):
-            raise SandboxRefused(f"network isolation is required but {status.get('network_isolation')}")
-        result = _result(
-            proc.returncode, out, out_total, err, err_total, timed_out, status, limits, started, jailed=bool(jail)
+        if limits.isolate_network and limits.require_network_isolation:
+            if not str(status.get("network_isolation", "")).endswith("namespace"):
+                raise SandboxRefused(f"network isolation is required but {status.get('network_isolation')}")
+        result = build_result(
+            _end(proc.returncode, final, host_timed_out, bool(jail)), control, status, limits, started
         )
-        result.files = _list_files(workdir, script)
+        if final is not None:
+            result.files = list(final.get("files") or [])
+        elif host_workdir is not None:
+            result.files = await asyncio.to_thread(list_files, host_workdir, {SCRIPT})
+        if keep_dir is not None:
+            if host_workdir is not None:
+                with open(control / "export.tar", "wb") as f:
+                    await asyncio.to_thread(export_tree, host_workdir, f, {SCRIPT})
+            await asyncio.to_thread(_extract, control / "export.tar", Path(keep_dir))
         return result
     finally:
         if proc is not None and proc.returncode is None:  # cancelled: don't leave it running
             _kill_group(proc.pid)
-        for fd in (status_r, status_w):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        if keep_dir is not None:
-            shutil.copytree(workdir, keep_dir, dirs_exist_ok=True)
-        shutil.rmtree(workdir, ignore_errors=True)
+        for task in tasks:
+            task.cancel()
+        if export_file is not None:
+            export_file.close()
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if host_workdir is not None:
+            remove_tree(host_workdir)
         shutil.rmtree(control, ignore_errors=True)
-
-
-def _read_status(fd: int) -> dict[str, Any]:
-    try:
-        os.set_blocking(fd, False)
-        data = os.read(fd, 65536)
-        return json.loads(data) if data else {"network_isolation": "unknown: the launcher did not report"}
-    except (OSError, ValueError):
-        return {"network_isolation": "unknown: the launcher did not report"}
-
-
-def _isolated(status: dict[str, Any]) -> bool:
-    return str(status.get("network_isolation", "")).endswith("namespace")
-
-
-def _cut(data: bytes, total: int, max_chars: int) -> tuple[str, bool]:
-    text = data.decode("utf-8", errors="replace")
-    truncated = total > len(data) or len(text) > max_chars
-    if truncated:
-        text = text[:max_chars] + f"\n[... output truncated: {total} bytes in all ...]"
-    return text, truncated
-
-
-def _result(
-    returncode, out, out_total, err, err_total, timed_out, status, limits, started, jailed=False
-) -> SandboxResult:
-    stdout, stdout_cut = _cut(out, out_total, limits.max_output_chars)
-    stderr, stderr_cut = _cut(err, err_total, limits.max_output_chars)
-    sig = None
-    signum = -returncode if returncode is not None and returncode < 0 else None
-    if jailed and returncode is not None and returncode > 128:
-        signum = returncode - 128  # bubblewrap reports a child killed by signal N as exit 128+N
-    if signum is not None:
-        try:
-            sig = signal.Signals(signum).name
-        except ValueError:
-            sig = str(signum)
-    result = SandboxResult(
-        ok=returncode == 0 and not timed_out,
-        exit_code=-signum if jailed and signum else returncode,  # as without the jail: -N for signal N
-        stdout=stdout,
-        stderr=stderr,
-        duration_s=round(time.perf_counter() - started, 3),
-        timed_out=timed_out,
-        signal=None if timed_out else sig,
-        stdout_truncated=stdout_cut,
-        stderr_truncated=stderr_cut,
-        network_isolated=_isolated(status),
-        network_isolation=str(status.get("network_isolation", "")),
-        filesystem_isolation=str(status.get("filesystem_isolation", "")),
-        limits={
-            "timeout_s": limits.timeout_s,
-            "cpu_s": limits.cpu_s,
-            "memory_mb": limits.memory_mb,
-            "file_size_mb": limits.file_size_mb,
-            "max_processes": limits.max_processes,
-        },
-    )
-    result.reason = _reason(result, limits)
-    return result
