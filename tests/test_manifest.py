@@ -79,3 +79,29 @@ def test_mcp_binding_needs_exactly_one_transport():
 
 def test_shipped_schema_matches_the_models():
     assert json.loads(SCHEMA_PATH.read_text()) == json_schema(), "run: python -m toolkit.manifest --write-schema"
+
+
+def test_a_comma_in_an_unquoted_flow_value_is_refused_where_it_happened(tmp_path):
+    # YAML reads `description: Seed, random when omitted` inside {...} as a description "Seed" and a
+    # keyword "random when omitted" with no value: the manifest would load with half its description
+    path = tmp_path / "comma.yaml"
+    path.write_text(
+        "name: echo\ndescription: Echo text back.\nbinding: {type: python, module: tests.fixtures.echo_tools}\n"
+        "actions:\n  - name: echo\n    description: Return the text.\n    input_schema:\n      type: object\n"
+        "      properties:\n        text: {type: string, description: The text, as written by the user.}\n"
+    )
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    (line,) = info.value.lines()
+    assert "/actions/0/input_schema" in line and "properties/text/as written by the user." in line
+    assert "quote the value" in line
+    quoted = path.read_text().replace("The text, as written by the user.", '"The text, as written by the user."')
+    path.write_text(quoted)
+    schema = load_manifest(path).actions[0].input_schema["properties"]["text"]
+    assert schema == {"type": "string", "description": "The text, as written by the user."}
+
+
+def test_shipped_manifests_hold_no_keyword_without_a_value():
+    for path in sorted(Path("tool_manifests").glob("*.yaml")):
+        manifest = load_manifest(path)  # refused if a schema had one (schema_problems)
+        assert manifest.actions, path

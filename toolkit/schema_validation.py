@@ -113,7 +113,8 @@ def validation_errors(validator: Any, instance: Any, budget_s: float = VALIDATIO
 def schema_problems(schema: Any, pointer: str = "") -> list[tuple[str, str]]:
     """(JSON pointer, message) for what a schema in a manifest may not hold: a `$ref` or
     `$dynamicRef` that is not local (`#...`), a `$schema` below the top or other than draft
-    2020-12, a pattern the bounded engine cannot compile."""
+    2020-12, a pattern the bounded engine cannot compile, a keyword made of words with no value
+    (what YAML makes of the rest of an unquoted value after a comma in a flow mapping)."""
     problems: list[tuple[str, str]] = []
     _walk(schema, pointer, problems, top=True)
     return problems
@@ -137,6 +138,11 @@ def _walk(node: Any, pointer: str, problems: list[tuple[str, str]], top: bool = 
         elif key == "patternProperties" and isinstance(value, dict):
             for pattern in value:
                 _check_pattern(str(pattern), here, problems)
+        elif value is None and isinstance(key, str) and any(c.isspace() for c in key.strip()):
+            # `{type: integer, description: Seed, random when omitted}` reads as a keyword "random when
+            # omitted" with no value: the description was cut at the comma. (A property's schema is
+            # never null, so a property name doesn't land here: check_schema refused it before.)
+            problems.append((here, f"{key[:80]!r} has no value: quote the value before it, a comma ended it"))
         if key in _DATA_KEYWORDS:
             continue
         _walk(value, here, problems)
