@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import socket
 import threading
 import time
@@ -191,3 +193,36 @@ async def test_bad_arguments_are_invalid_arguments():
 async def test_standard_library_only_mode():
     obs = await run("import sys\nprint(any('site-packages' in p for p in sys.path))", site_packages=False)
     assert obs.content["stdout"] == "False\n"
+
+
+THREADS_AS_NOBODY = """
+import threading, time
+for _ in range(120):
+    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("bwrap"), reason="the jail drops ids only when root")
+async def test_a_busy_nobody_leaves_the_code_its_process_budget():
+    # Chromium runs as `nobody` (the browser's chromium_user); its threads count against the
+    # RLIMIT_NPROC of whichever user has them, so code run as `nobody` could not even start
+    # (execve: EAGAIN) while a browser was open. The code runs as a user id of its own.
+    import subprocess
+
+    # /usr/bin/python3: the venv's folder may be closed to nobody
+    argv = ["/usr/bin/python3", "-I", "-c", THREADS_AS_NOBODY]
+    busy = subprocess.Popen(argv, user=65534, group=65534, stdout=subprocess.PIPE, text=True)
+    try:
+        assert busy.stdout is not None and busy.stdout.readline().strip() == "ready"
+        code = "import os, threading\nprint(os.getuid())\nfor _ in range(8): threading.Thread(target=len, args=('',)).start()"
+        first, second = (obs.content for obs in await asyncio.gather(run(code), run(code)))
+    finally:
+        busy.kill()
+        busy.wait()
+    for result in (first, second):
+        assert result["ok"] is True, result
+    uids = {int(first["stdout"]), int(second["stdout"])}
+    assert 65534 not in uids and 0 not in uids
+    assert len(uids) == 2  # each run its own budget, and neither can signal the other

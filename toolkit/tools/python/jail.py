@@ -5,8 +5,12 @@ sees a new root: the system's `/usr` (and its `/bin`, `/lib` links) and the Pyth
 read-only, a private `/tmp` of bounded size (a tmpfs of `disk_mb`) that holds its work folder,
 and nothing else: no home folders, no project files, no other process's `/proc` entries. It runs in new PID, IPC, UTS and (unless
 the network is allowed) network namespaces, dies with its parent, cannot reach the terminal
-(`--new-session`), and drops to the unprivileged `nobody` user when started as root, so that
-RLIMIT_NPROC (fork bombs) applies and no capability survives.
+(`--new-session`), and, when started as root, drops to a user id of its own that no account
+and no other process has (`drop_ids`), so that RLIMIT_NPROC (fork bombs) counts this run's
+processes alone and no capability survives. Not `nobody`: the browser runs Chromium as `nobody`,
+and Chromium's threads counted against the same RLIMIT_NPROC left the code none (execve failed
+with EAGAIN while a browser was open); two runs at once would also share one budget and could
+signal each other.
 
 Without bwrap, the sandbox still applies rlimits, a minimal environment and a network namespace,
 but untrusted code can read what the user can: results say so (`filesystem_isolation`).
@@ -15,12 +19,17 @@ but untrusted code can read what the user can: results say so (`filesystem_isola
 from __future__ import annotations
 
 import os
+import pwd
+import secrets
 import shutil
 import site
 import sys
 from pathlib import Path
 
 NOBODY = 65534
+# where a run's own user id is drawn from: above every account (a Debian system's top regular
+# range ends at 60000, `nobody` is 65534, systemd's dynamic users stay below 65535)
+RUN_IDS = range(0x10000000, 0x7FFFFFFF)
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "localtime", "nsswitch.conf", "passwd", "group", "alternatives")
 
 
@@ -118,7 +127,7 @@ def jail_argv(
     # the user's id (no root: a user namespace): read-only, so /tmp's quota is all there is to fill
     args += ["--remount-ro", "/dev", "--remount-ro", "/"]
     if os.geteuid() == 0:
-        # the launcher drops to `nobody` itself (after rlimits) and, as the code's supervisor,
+        # the launcher drops to the run's own user id itself (after rlimits) and, as the code's supervisor,
         # kills what the code left running: these three capabilities and no other
         args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_KILL"]
     else:
@@ -127,5 +136,34 @@ def jail_argv(
 
 
 def drop_ids() -> dict[str, int] | None:
-    """When root, the ids the launcher drops to (`nobody`); otherwise the code keeps the user's."""
-    return {"uid": NOBODY, "gid": NOBODY} if os.geteuid() == 0 else None
+    """When root, the ids the launcher drops to: a user and group id of the run's own, or
+    `nobody`'s where this user namespace maps no such ids (a container mapping 65,536 ids);
+    otherwise None: the code keeps the user's."""
+    if os.geteuid() != 0:
+        return None
+    for _ in range(16):
+        uid = RUN_IDS.start + secrets.randbelow(len(RUN_IDS))
+        if _mapped(uid, "/proc/self/uid_map") and _mapped(uid, "/proc/self/gid_map") and not _has_account(uid):
+            return {"uid": uid, "gid": uid}
+    return {"uid": NOBODY, "gid": NOBODY}
+
+
+def _mapped(an_id: int, map_file: str) -> bool:
+    """Whether this user namespace maps `an_id` (setuid to an unmapped id fails with EINVAL)."""
+    try:
+        lines = Path(map_file).read_text().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        inside, _outside, count = (int(x) for x in line.split())
+        if inside <= an_id < inside + count:
+            return True
+    return False
+
+
+def _has_account(uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return True

@@ -268,7 +268,7 @@ def become_code(cfg, status):
     if cfg.get("drop_to"):
         try:
             drop_privileges(cfg["drop_to"])
-            status["user"] = "nobody"
+            status["user"] = "nobody" if cfg["drop_to"]["uid"] == 65534 else "uid " + str(cfg["drop_to"]["uid"])
         except OSError as exc:
             report(cfg, dict(status, error="cannot drop privileges: " + str(exc)))
             os._exit(126)
@@ -319,6 +319,8 @@ def supervise(cfg, status):
     if pid == 0:
         try:
             become_code(cfg, status)
+        except OSError as exc:  # the exec itself failed: say why on the code's stderr (else a bare 127)
+            os.write(2, ("sandbox: could not start the code: " + str(exc) + "\n").encode())
         finally:
             os._exit(127)
     wait_status = wait_with_deadline(pid, cfg["timeout_s"])

@@ -19,7 +19,7 @@ What the sandbox does:
   holds them); the result carries their first `max_output_chars` characters.
 - where bubblewrap (`bwrap`) is installed, a jail (`jail.py`): only the system's `/usr` and the
   Python installation, read-only, and a /tmp of `disk_mb` (a tmpfs) holding the work folder; new
-  PID/IPC/UTS/network namespaces; the unprivileged `nobody` user when started as root. Without
+  PID/IPC/UTS/network namespaces; a user id of the run's own (no account, no other process) when started as root. Without
   bwrap, code can read and write what the user can, with no disk quota; every result says which
   (`filesystem_isolation`), and the setting `require_filesystem_isolation` refuses to run without
   the jail.
