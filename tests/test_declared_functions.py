@@ -47,9 +47,11 @@ def test_running_a_declared_function_for_real_says_there_is_nothing_to_run():
     registry = ToolRegistry()
     declare_functions(registry, [DRINK])
     call = ToolCall(name="ChaDri.change_drink", arguments={"drink_id": "1"})
-    obs = asyncio.run(Executor(registry).execute(call))
+    obs = asyncio.run(Executor(registry, approver="auto").execute(call))
     assert not obs.ok and "declared without an implementation" in obs.text
-    invalid = asyncio.run(Executor(registry).execute(call.model_copy(update={"arguments": {"size": "XL"}})))
+    invalid = asyncio.run(
+        Executor(registry, approver="auto").execute(call.model_copy(update={"arguments": {"size": "XL"}}))
+    )
     assert invalid.error.value == "invalid_arguments"  # the declared schema is enforced
 
 

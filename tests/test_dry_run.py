@@ -146,5 +146,5 @@ def test_without_dry_run_the_same_script_runs_the_tools():
     backend = ScriptedBackend(
         [{"tool_calls": [{"name": "lookup", "arguments": {"key": "a"}}]}, {"text": "The size is 1."}]
     )
-    result = Agent(model=backend, tools=registry()).run("size of a")
+    result = Agent(model=backend, tools=registry(), approver="auto").run("size of a")
     assert RAN == ["lookup a"] and result.answer == "The size is 1." and not result.dry_run

@@ -152,7 +152,7 @@ async def test_agent_runs_a_task_through_the_backend(backend):
         return '{"name": "add", "arguments": {"a": 2, "b": 3}}'
 
     backend.engine.responder = respond
-    agent = Agent(model=backend, tools=[add], tool_names=["add"])
+    agent = Agent(model=backend, tools=[add], tool_names=["add"], approver="auto")
     result = await agent.arun("Add 2 and 3")
     assert result.answer == "5"
     assert [(c.name, c.arguments) for c in result.calls] == [("add", {"a": 2, "b": 3})]
